@@ -1,0 +1,72 @@
+# tune - build with `make`; `make test` builds under AddressSanitizer and
+# UndefinedBehaviorSanitizer and runs the whole suite. See README.md.
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN    := -std=c11 -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-prototypes
+CPPFLAGS += -Isrc -Ibuild/gen
+OMP     := -fopenmp
+LIBS    := -lcjson -lopenblas -lpcre2-8 -lutf8proc -lyaml -lm
+
+SRCS    := $(shell find src -name '*.c' | sort)
+LIBSRCS := $(filter-out src/cli/main.c,$(SRCS))
+PRESETS := $(sort $(wildcard src/model/presets/*.json))
+GEN     := build/gen/presets_data.c
+
+REL_OBJS  := $(patsubst %.c,build/release/%.o,$(LIBSRCS)) build/release/gen/presets_data.o
+TEST_OBJS := $(patsubst %.c,build/test/%.o,$(LIBSRCS)) build/test/gen/presets_data.o
+
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(patsubst tests/unit/%.c,build/test/unit/%,$(UNIT_SRCS))
+
+.PHONY: all test unit e2e clean demo
+all: tune
+
+tune: $(REL_OBJS) build/release/src/cli/main.o
+	$(CC) $(CFLAGS) $(OMP) -o $@ $^ $(LIBS)
+
+build/tools/embed: tools/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -o $@ $<
+
+$(GEN): build/tools/embed $(PRESETS) src/util/embedded.h
+	@mkdir -p $(dir $@)
+	build/tools/embed $@ tn_preset_files $(PRESETS)
+
+build/release/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(OMP) -MMD -MP -c -o $@ $<
+
+build/release/gen/%.o: build/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+build/test/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) -O1 -g $(SAN) $(OMP) -MMD -MP -c -o $@ $<
+
+build/test/gen/%.o: build/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -O1 -c -o $@ $<
+
+build/test/tune: $(TEST_OBJS) build/test/src/cli/main.o
+	$(CC) $(SAN) $(OMP) -o $@ $^ $(LIBS)
+
+build/test/unit/%: tests/unit/%.c $(TEST_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) -O1 -g $(SAN) $(OMP) -o $@ $< $(TEST_OBJS) -lcmocka $(LIBS)
+
+# The suite: cmocka unit tests and end-to-end command tests, all on the
+# sanitizer build. tests/run.sh prints "N passed, N failed" and exits non-zero
+# on any failure.
+test: build/test/tune $(UNIT_BINS) tune
+	tests/run.sh $(UNIT_BINS)
+
+demo: tune
+	./tune demo
+
+clean:
+	rm -rf build tune
+
+-include $(shell find build -name '*.d' 2>/dev/null)

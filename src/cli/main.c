@@ -1,0 +1,43 @@
+/* main.c - `tune COMMAND ...`: finds the command and runs it. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "util/error.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"check", cmd_check, "compatibility and memory plan, from config.json and tensor headers"},
+    {"init", cmd_init, "write a randomly initialised checkpoint of a preset or config"},
+    {"demo", cmd_demo, "run the pipeline on the embedded tiny model"},
+};
+static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: tune COMMAND [MODEL] [options]\n\n"
+               "Fine-tune small open LLMs on one machine: check, train, fuse, export, generate.\n\n"
+               "commands:\n");
+    for (int i = 0; i < n_commands; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n`tune COMMAND --help` describes each command.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return TN_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return TN_EXIT_OK;
+    }
+    for (int i = 0; i < n_commands; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "tune: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return TN_EXIT_USAGE;
+}

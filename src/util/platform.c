@@ -1,0 +1,147 @@
+#define _POSIX_C_SOURCE 200809L
+#define _DARWIN_C_SOURCE
+#include "util/platform.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
+
+#include "util/error.h"
+
+int tn_map_file(const char *path, tn_mapped_file *out) {
+    out->data = NULL;
+    out->size = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return tn_fail("%s: cannot open (%s)", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return tn_fail("%s: cannot stat (%s)", path, strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return tn_fail("%s: not a regular file", path);
+    }
+    if (st.st_size > 0) {
+        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            close(fd);
+            return tn_fail("%s: cannot map (%s)", path, strerror(errno));
+        }
+        out->data = p;
+        out->size = (size_t)st.st_size;
+    }
+    close(fd);
+    return 0;
+}
+
+void tn_unmap_file(tn_mapped_file *m) {
+    if (m->data) munmap((void *)m->data, m->size);
+    m->data = NULL;
+    m->size = 0;
+}
+
+char *tn_read_file(const char *path, size_t max_bytes, size_t *size_out) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        tn_fail("%s: cannot open (%s)", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        tn_fail("%s: not a regular file", path);
+        return NULL;
+    }
+    if ((uint64_t)st.st_size > max_bytes) {
+        fclose(f);
+        tn_fail("%s: file is %lld bytes, more than the %zu this reader accepts", path,
+                (long long)st.st_size, max_bytes);
+        return NULL;
+    }
+    size_t n = (size_t)st.st_size;
+    char *buf = tn_malloc(n + 1, path);
+    if (!buf) {
+        fclose(f);
+        return NULL;
+    }
+    if (n && fread(buf, 1, n, f) != n) {
+        free(buf);
+        fclose(f);
+        tn_fail("%s: read error", path);
+        return NULL;
+    }
+    fclose(f);
+    buf[n] = 0;
+    if (size_out) *size_out = n;
+    return buf;
+}
+
+uint64_t tn_physical_memory(void) {
+#if defined(__APPLE__)
+    uint64_t mem = 0;
+    size_t len = sizeof mem;
+    if (sysctlbyname("hw.memsize", &mem, &len, NULL, 0) == 0) return mem;
+    return 0;
+#else
+    long pages = sysconf(_SC_PHYS_PAGES);
+    long page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0) return 0;
+    return (uint64_t)pages * (uint64_t)page;
+#endif
+}
+
+uint64_t tn_peak_rss(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+#if defined(__APPLE__)
+    return (uint64_t)ru.ru_maxrss; /* bytes on macOS */
+#else
+    return (uint64_t)ru.ru_maxrss * 1024u; /* KiB on Linux */
+#endif
+}
+
+double tn_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int tn_file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int tn_is_directory(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int tn_make_dirs(const char *path) {
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n >= sizeof buf) return tn_fail("%s: path too long", path);
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == 0) {
+            char c = buf[i];
+            buf[i] = 0;
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+                return tn_fail("%s: cannot create directory (%s)", buf, strerror(errno));
+            buf[i] = c;
+        }
+    }
+    if (!tn_is_directory(path)) return tn_fail("%s: exists and is not a directory", path);
+    return 0;
+}

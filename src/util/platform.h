@@ -1,0 +1,34 @@
+/* platform.h - the few operating-system facts tune needs, kept in one file
+ * so that the rest of the code is plain C11 + POSIX (Linux and macOS). */
+#ifndef TUNE_PLATFORM_H
+#define TUNE_PLATFORM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A read-only mapping of a whole file. */
+typedef struct {
+    const unsigned char *data; /* NULL for an empty file */
+    size_t size;
+} tn_mapped_file;
+
+int tn_map_file(const char *path, tn_mapped_file *out);
+void tn_unmap_file(tn_mapped_file *m);
+
+/* Reads a whole file into a NUL-terminated buffer (caller frees). Refuses
+ * files over max_bytes with a message naming the file. */
+char *tn_read_file(const char *path, size_t max_bytes, size_t *size_out);
+
+/* Physical memory of this machine, in bytes (0 if unknown). */
+uint64_t tn_physical_memory(void);
+/* Peak resident set size of this process, in bytes. */
+uint64_t tn_peak_rss(void);
+/* Monotonic seconds. */
+double tn_seconds(void);
+
+int tn_file_exists(const char *path);
+int tn_is_directory(const char *path);
+/* mkdir -p */
+int tn_make_dirs(const char *path);
+
+#endif
