@@ -9,6 +9,8 @@ PKGS=(build-essential pkg-config libcjson-dev libopenblas-dev libpcre2-dev libut
       libyaml-dev libcmocka-dev python3 python3-jinja2 nodejs npm)
 missing=()
 for p in "${PKGS[@]}"; do
+    # A node from elsewhere (nodesource's nodejs bundles npm) conflicts with Debian's npm.
+    [ "$p" = npm ] && command -v npm >/dev/null 2>&1 && continue
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
