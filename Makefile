@@ -11,10 +11,10 @@ LIBS    := -lcjson -lopenblas -lpcre2-8 -lutf8proc -lyaml -lm
 SRCS    := $(shell find src -name '*.c' | sort)
 LIBSRCS := $(filter-out src/cli/main.c,$(SRCS))
 PRESETS := $(sort $(wildcard src/model/presets/*.json))
-GEN     := build/gen/presets_data.c
+DEMO    := $(sort $(wildcard src/demo/*.json))
 
-REL_OBJS  := $(patsubst %.c,build/release/%.o,$(LIBSRCS)) build/release/gen/presets_data.o
-TEST_OBJS := $(patsubst %.c,build/test/%.o,$(LIBSRCS)) build/test/gen/presets_data.o
+REL_OBJS  := $(patsubst %.c,build/release/%.o,$(LIBSRCS)) build/release/gen/presets_data.o build/release/gen/demo_data.o
+TEST_OBJS := $(patsubst %.c,build/test/%.o,$(LIBSRCS)) build/test/gen/presets_data.o build/test/gen/demo_data.o
 
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
@@ -30,9 +30,13 @@ build/tools/embed: tools/embed.c
 	@mkdir -p $(dir $@)
 	$(CC) -O1 -o $@ $<
 
-$(GEN): build/tools/embed $(PRESETS) src/util/embedded.h
+build/gen/presets_data.c: build/tools/embed $(PRESETS) src/util/embedded.h
 	@mkdir -p $(dir $@)
 	build/tools/embed $@ tn_preset_files $(PRESETS)
+
+build/gen/demo_data.c: build/tools/embed $(DEMO) src/util/embedded.h
+	@mkdir -p $(dir $@)
+	build/tools/embed $@ tn_demo_files $(DEMO)
 
 build/release/%.o: %.c
 	@mkdir -p $(dir $@)

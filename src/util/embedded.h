@@ -14,4 +14,8 @@ typedef struct {
 extern const tn_embedded_file tn_preset_files[];
 extern const int tn_preset_files_count;
 
+/* The demo's own files (src/demo/): the tiny model's config. */
+extern const tn_embedded_file tn_demo_files[];
+extern const int tn_demo_files_count;
+
 #endif

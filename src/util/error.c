@@ -23,7 +23,13 @@ int tn_fail_prefix(const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, message, sizeof old);
-    snprintf(message, sizeof message, "%s: %s", prefix, old);
+    size_t pl = strlen(prefix), ol = strlen(old);
+    if (pl > TN_ERR_MAX - 3) pl = TN_ERR_MAX - 3;
+    if (ol > TN_ERR_MAX - 3 - pl) ol = TN_ERR_MAX - 3 - pl;
+    memcpy(message, prefix, pl);
+    memcpy(message + pl, ": ", 2);
+    memcpy(message + pl + 2, old, ol);
+    message[pl + 2 + ol] = 0;
     return -1;
 }
 

@@ -1,0 +1,166 @@
+/* families.c - the table of facts for each supported architecture family.
+ * Tensor names are Hugging Face's; "%d" is the layer index. Shapes are
+ * PyTorch order ([out, in] for a Linear). Sources: transformers' modeling
+ * files of each family, and ../shared/reference/FORMATS.md. */
+#include <string.h>
+
+#include "model/spec.h"
+
+#define R1(n, a, w) {n, 1, {a, TN_DIM_NONE, TN_DIM_NONE}, w, NULL, 0, 0}
+#define LINEAR(n, out, in, w, target) {n, 2, {out, in, TN_DIM_NONE}, w, target, 1, 0}
+#define END {NULL, 0, {TN_DIM_NONE, TN_DIM_NONE, TN_DIM_NONE}, 0, NULL, 0, 0}
+
+/* Tensors outside the layers, common to every family. */
+static const tn_tensor_rule global_rules[] = {
+    {"model.embed_tokens.weight", 2, {TN_DIM_VOCAB, TN_DIM_HIDDEN, TN_DIM_NONE}, 0, NULL, 1, 0},
+    R1("model.norm.weight", TN_DIM_HIDDEN, 0),
+    {"lm_head.weight", 2, {TN_DIM_VOCAB, TN_DIM_HIDDEN, TN_DIM_NONE}, TN_WHEN_UNTIED, NULL, 1, 0},
+    END,
+};
+
+#define ATTENTION_RULES                                                                          \
+    LINEAR("model.layers.%d.self_attn.q_proj.weight", TN_DIM_Q, TN_DIM_HIDDEN, TN_WHEN_ATTENTION, "q_proj"), \
+    LINEAR("model.layers.%d.self_attn.k_proj.weight", TN_DIM_KV, TN_DIM_HIDDEN, TN_WHEN_ATTENTION, "k_proj"), \
+    LINEAR("model.layers.%d.self_attn.v_proj.weight", TN_DIM_KV, TN_DIM_HIDDEN, TN_WHEN_ATTENTION, "v_proj"), \
+    LINEAR("model.layers.%d.self_attn.o_proj.weight", TN_DIM_HIDDEN, TN_DIM_Q, TN_WHEN_ATTENTION, "o_proj"), \
+    R1("model.layers.%d.self_attn.q_proj.bias", TN_DIM_Q, TN_WHEN_ATTENTION | TN_WHEN_QKV_BIAS),       \
+    R1("model.layers.%d.self_attn.k_proj.bias", TN_DIM_KV, TN_WHEN_ATTENTION | TN_WHEN_QKV_BIAS),      \
+    R1("model.layers.%d.self_attn.v_proj.bias", TN_DIM_KV, TN_WHEN_ATTENTION | TN_WHEN_QKV_BIAS),      \
+    R1("model.layers.%d.self_attn.o_proj.bias", TN_DIM_HIDDEN, TN_WHEN_ATTENTION | TN_WHEN_O_BIAS)
+
+#define GATED_MLP_RULES                                                                          \
+    LINEAR("model.layers.%d.mlp.gate_proj.weight", TN_DIM_FF, TN_DIM_HIDDEN, 0, "gate_proj"),    \
+    LINEAR("model.layers.%d.mlp.up_proj.weight", TN_DIM_FF, TN_DIM_HIDDEN, 0, "up_proj"),        \
+    LINEAR("model.layers.%d.mlp.down_proj.weight", TN_DIM_HIDDEN, TN_DIM_FF, 0, "down_proj"),    \
+    R1("model.layers.%d.mlp.gate_proj.bias", TN_DIM_FF, TN_WHEN_MLP_BIAS),                       \
+    R1("model.layers.%d.mlp.up_proj.bias", TN_DIM_FF, TN_WHEN_MLP_BIAS),                         \
+    R1("model.layers.%d.mlp.down_proj.bias", TN_DIM_HIDDEN, TN_WHEN_MLP_BIAS)
+
+/* Llama, Mistral, Qwen2, Granite: two RMSNorms a layer. */
+static const tn_tensor_rule llama_layer_rules[] = {
+    R1("model.layers.%d.input_layernorm.weight", TN_DIM_HIDDEN, 0),
+    ATTENTION_RULES,
+    R1("model.layers.%d.post_attention_layernorm.weight", TN_DIM_HIDDEN, 0),
+    GATED_MLP_RULES,
+    END,
+};
+
+/* Gemma 2: four norms a layer, the post norms on each branch's output. */
+static const tn_tensor_rule gemma2_layer_rules[] = {
+    R1("model.layers.%d.input_layernorm.weight", TN_DIM_HIDDEN, 0),
+    ATTENTION_RULES,
+    R1("model.layers.%d.post_attention_layernorm.weight", TN_DIM_HIDDEN, 0),
+    R1("model.layers.%d.pre_feedforward_layernorm.weight", TN_DIM_HIDDEN, 0),
+    GATED_MLP_RULES,
+    R1("model.layers.%d.post_feedforward_layernorm.weight", TN_DIM_HIDDEN, 0),
+    END,
+};
+
+/* Granite 4.0-H: Mamba2 or attention mixer, then a shared gated MLP
+ * (input_linear = [gate; up]) and optionally routed experts. */
+static const tn_tensor_rule granitehybrid_layer_rules[] = {
+    R1("model.layers.%d.input_layernorm.weight", TN_DIM_HIDDEN, 0),
+    ATTENTION_RULES,
+    LINEAR("model.layers.%d.mamba.in_proj.weight", TN_DIM_MAMBA_IN, TN_DIM_HIDDEN, TN_WHEN_MAMBA, "in_proj"),
+    R1("model.layers.%d.mamba.in_proj.bias", TN_DIM_MAMBA_IN, TN_WHEN_MAMBA | TN_WHEN_MAMBA_PROJ_BIAS),
+    {"model.layers.%d.mamba.conv1d.weight", 3, {TN_DIM_MAMBA_CONV, TN_DIM_ONE, TN_DIM_MAMBA_KERNEL},
+     TN_WHEN_MAMBA, NULL, 0, 0},
+    R1("model.layers.%d.mamba.conv1d.bias", TN_DIM_MAMBA_CONV, TN_WHEN_MAMBA | TN_WHEN_CONV_BIAS),
+    R1("model.layers.%d.mamba.dt_bias", TN_DIM_MAMBA_HEADS, TN_WHEN_MAMBA),
+    R1("model.layers.%d.mamba.A_log", TN_DIM_MAMBA_HEADS, TN_WHEN_MAMBA),
+    R1("model.layers.%d.mamba.D", TN_DIM_MAMBA_HEADS, TN_WHEN_MAMBA),
+    R1("model.layers.%d.mamba.norm.weight", TN_DIM_MAMBA_INNER, TN_WHEN_MAMBA),
+    LINEAR("model.layers.%d.mamba.out_proj.weight", TN_DIM_HIDDEN, TN_DIM_MAMBA_INNER, TN_WHEN_MAMBA, "out_proj"),
+    R1("model.layers.%d.mamba.out_proj.bias", TN_DIM_HIDDEN, TN_WHEN_MAMBA | TN_WHEN_MAMBA_PROJ_BIAS),
+    R1("model.layers.%d.post_attention_layernorm.weight", TN_DIM_HIDDEN, 0),
+    LINEAR("model.layers.%d.shared_mlp.input_linear.weight", TN_DIM_SHARED_FF2, TN_DIM_HIDDEN, 0, "input_linear"),
+    LINEAR("model.layers.%d.shared_mlp.output_linear.weight", TN_DIM_HIDDEN, TN_DIM_SHARED_FF, 0, "output_linear"),
+    {"model.layers.%d.block_sparse_moe.input_linear.weight", 3, {TN_DIM_EXPERTS, TN_DIM_FF2, TN_DIM_HIDDEN},
+     TN_WHEN_EXPERTS, NULL, 0, 0},
+    {"model.layers.%d.block_sparse_moe.output_linear.weight", 3, {TN_DIM_EXPERTS, TN_DIM_HIDDEN, TN_DIM_FF},
+     TN_WHEN_EXPERTS, NULL, 0, 0},
+    {"model.layers.%d.block_sparse_moe.router.layer.weight", 2, {TN_DIM_EXPERTS, TN_DIM_HIDDEN, TN_DIM_NONE},
+     TN_WHEN_EXPERTS, NULL, 0, 0},
+    END,
+};
+
+/* What this build implements, stage by stage (NULL = implemented). Stages
+ * land issue by issue; each entry names the work still missing. */
+#define NOT_YET_DENSE                                                                    \
+    {                                                                                    \
+        [TN_STAGE_LORA] = "LoRA training is not implemented in this build yet",          \
+        [TN_STAGE_QLORA] = "QLoRA (4-bit base) is not implemented in this build yet",    \
+        [TN_STAGE_FULL] = "full fine-tuning is not implemented in this build yet",       \
+        [TN_STAGE_FUSE] = "fuse to an HF folder is not implemented in this build yet",   \
+        [TN_STAGE_GGUF] = "GGUF export is not implemented in this build yet",            \
+        [TN_STAGE_GENERATE] = "generation is not implemented in this build yet",         \
+    }
+
+static const tn_family llama = {
+    .model_type = "llama", .description = "Llama 3.x", .gguf_arch = "llama",
+    .norm = TN_NORM_RMS, .activation = TN_ACT_SILU, .embed_scale = TN_EMBED_SCALE_NONE,
+    .default_tied = 0, .default_rms_eps = 1e-6,
+    .global_rules = global_rules, .layer_rules = llama_layer_rules,
+    .not_implemented = NOT_YET_DENSE,
+};
+
+static const tn_family mistral = {
+    .model_type = "mistral", .description = "Mistral", .gguf_arch = "llama",
+    .norm = TN_NORM_RMS, .activation = TN_ACT_SILU, .embed_scale = TN_EMBED_SCALE_NONE,
+    .default_tied = 0, .default_rms_eps = 1e-6,
+    .global_rules = global_rules, .layer_rules = llama_layer_rules,
+    .not_implemented = NOT_YET_DENSE,
+};
+
+static const tn_family qwen2 = {
+    .model_type = "qwen2", .description = "Qwen 2 / 2.5", .gguf_arch = "qwen2",
+    .norm = TN_NORM_RMS, .activation = TN_ACT_SILU, .embed_scale = TN_EMBED_SCALE_NONE,
+    .qkv_bias = 1, .default_tied = 0, .default_rms_eps = 1e-6,
+    .global_rules = global_rules, .layer_rules = llama_layer_rules,
+    .not_implemented = NOT_YET_DENSE,
+};
+
+static const tn_family gemma2 = {
+    .model_type = "gemma2", .description = "Gemma 2", .gguf_arch = "gemma2",
+    .norm = TN_NORM_RMS_ONE_PLUS, .activation = TN_ACT_GELU_TANH,
+    .embed_scale = TN_EMBED_SCALE_SQRT_HIDDEN, .sandwich_norms = 1, .softcaps = 1,
+    .alternating_window = 1, .default_tied = 1, .default_rms_eps = 1e-6,
+    .global_rules = global_rules, .layer_rules = gemma2_layer_rules,
+    .not_implemented = NOT_YET_DENSE,
+};
+
+static const tn_family granite = {
+    .model_type = "granite", .description = "Granite 3.x", .gguf_arch = "granite",
+    .norm = TN_NORM_RMS, .activation = TN_ACT_SILU, .embed_scale = TN_EMBED_SCALE_MULTIPLIER,
+    .multipliers = 1, .default_tied = 1, .default_rms_eps = 1e-6,
+    .global_rules = global_rules, .layer_rules = llama_layer_rules,
+    .not_implemented = NOT_YET_DENSE,
+};
+
+static const tn_family granitemoehybrid = {
+    .model_type = "granitemoehybrid", .description = "Granite 4.0-H (Mamba2 hybrid)",
+    .gguf_arch = "granitehybrid", .norm = TN_NORM_RMS, .activation = TN_ACT_SILU,
+    .embed_scale = TN_EMBED_SCALE_MULTIPLIER, .multipliers = 1, .hybrid = 1,
+    .default_tied = 1, .default_rms_eps = 1e-6,
+    .global_rules = global_rules, .layer_rules = granitehybrid_layer_rules,
+    .not_implemented = {
+        [TN_STAGE_LORA] = "needs the Mamba2 forward and backward (scan, conv1d, gated norm), not in this build yet",
+        [TN_STAGE_QLORA] = "needs the Mamba2 layers and the 4-bit base, not in this build yet",
+        [TN_STAGE_FULL] = "needs the Mamba2 forward and backward, not in this build yet",
+        [TN_STAGE_FUSE] = "fuse to an HF folder is not implemented in this build yet",
+        [TN_STAGE_GGUF] = "needs the granitehybrid GGUF writer (ssm.* keys, Mamba2 tensor transforms), not in this build yet",
+        [TN_STAGE_GENERATE] = "needs the Mamba2 layers with a cached recurrent state, not in this build yet",
+    },
+};
+
+const tn_family *const tn_families[] = {&llama, &mistral, &qwen2, &gemma2, &granite, &granitemoehybrid, NULL};
+
+const tn_family *tn_family_find(const char *model_type) {
+    for (int i = 0; tn_families[i]; i++)
+        if (!strcmp(tn_families[i]->model_type, model_type)) return tn_families[i];
+    return NULL;
+}
+
+const char *tn_family_list(void) {
+    return "llama, mistral, qwen2, gemma2, granite, granitemoehybrid";
+}

@@ -1,0 +1,277 @@
+/* plan.c - buffer by buffer sizes of inference, LoRA, QLoRA and full
+ * fine-tuning runs on the CPU backend (fp32 compute). docs/memory-plan.md
+ * gives the reasoning for each buffer.
+ *
+ * Symbols: T = batch x seq tokens, H = hidden, Q = heads x head_dim,
+ * KV = kv heads x head_dim, F = intermediate, V = vocab, L = layers. */
+#include "plan/plan.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const kind_names[TN_PLAN_COUNT] = {"inference", "lora", "qlora", "full"};
+const char *tn_plan_kind_name(tn_plan_kind k) { return kind_names[k]; }
+
+const char *tn_quant_name(tn_quant q) {
+    switch (q) {
+    case TN_QUANT_NONE: return "none";
+    case TN_QUANT_NF4: return "nf4";
+    case TN_QUANT_Q4_K: return "q4_k";
+    case TN_QUANT_Q8_0: return "q8_0";
+    }
+    return "?";
+}
+
+int tn_quant_from_name(const char *name) {
+    if (!strcmp(name, "nf4")) return TN_QUANT_NF4;
+    if (!strcmp(name, "q4_k")) return TN_QUANT_Q4_K;
+    if (!strcmp(name, "q8_0")) return TN_QUANT_Q8_0;
+    return -1;
+}
+
+/* NF4 (QLoRA paper): 4 bits a weight, one 8-bit absmax per 64 weights, one
+ * fp32 scale per 256 absmaxes (double quantization). Q4_K: 144 bytes per 256
+ * weights. Q8_0: 34 bytes per 32. */
+uint64_t tn_quant_bytes(tn_quant q, uint64_t n) {
+    switch (q) {
+    case TN_QUANT_NONE: return n * 4;
+    case TN_QUANT_NF4: return n / 2 + (n + 63) / 64 + ((n + 63) / 64 + 255) / 256 * 4;
+    case TN_QUANT_Q4_K: return (n + 255) / 256 * 144;
+    case TN_QUANT_Q8_0: return (n + 31) / 32 * 34;
+    }
+    return n * 4;
+}
+
+void tn_plan_default_settings(const tn_spec *spec, tn_plan_settings *s) {
+    memset(s, 0, sizeof *s);
+    s->seq = 2048;
+    s->batch = 1;
+    s->rank = 16;
+    s->layers = -1;
+    s->qlora = TN_QUANT_NF4;
+    tn_targets_parse(spec, NULL, &s->targets);
+}
+
+static void add(tn_plan *p, const char *name, uint64_t bytes, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void add(tn_plan *p, const char *name, uint64_t bytes, const char *fmt, ...) {
+    if (p->n >= TN_PLAN_MAX_BUFFERS || bytes == 0) return;
+    tn_plan_buffer *b = &p->buffers[p->n++];
+    snprintf(b->name, sizeof b->name, "%s", name);
+    b->bytes = bytes;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b->detail, sizeof b->detail, fmt, ap);
+    va_end(ap);
+    p->total += bytes;
+}
+
+int64_t tn_plan_loss_chunk_rows(const tn_spec *spec, int64_t tokens) {
+    /* Keep one fp32 chunk of logits near 128 MiB: 256 rows for a 128k
+     * vocabulary, 128 for 256k; never more rows than there are tokens. */
+    int64_t rows = (128ll << 20) / (4 * spec->vocab_size);
+    if (rows < 16) rows = 16;
+    if (rows > tokens) rows = tokens;
+    return rows;
+}
+
+static int layer_adapted(const tn_plan_settings *s, const tn_spec *spec, int layer) {
+    return s->layers < 0 || layer >= spec->n_layers - s->layers;
+}
+
+static int is_target(const tn_plan_settings *s, const char *module) {
+    for (int i = 0; i < s->targets.n; i++)
+        if (!strcmp(s->targets.names[i], module)) return 1;
+    return 0;
+}
+
+int tn_plan_activation_layout(const tn_spec *spec, const tn_plan_settings *s, int layer, tn_slot *slots) {
+    uint64_t T = (uint64_t)(s->batch * s->seq);
+    uint64_t H = (uint64_t)spec->hidden;
+    int n = 0;
+#define SLOT(nm, el) (slots[n].name = (nm), slots[n].elements = (el), n++)
+    /* Norm outputs and the gated activation are not saved: backward rebuilds
+     * them from the saved input and rstd (O(T x H)) and from gate and up
+     * (O(T x F)), which costs little next to the matrix products. */
+    SLOT("x (layer input)", T * H);
+    SLOT("norm1 rstd", T);
+    int mamba = spec->family->hybrid && spec->layer_kind[layer] == TN_LAYER_MAMBA;
+    if (mamba) {
+        uint64_t inner = (uint64_t)tn_spec_dim(spec, TN_DIM_MAMBA_INNER);
+        uint64_t conv = (uint64_t)tn_spec_dim(spec, TN_DIM_MAMBA_CONV);
+        uint64_t heads = (uint64_t)spec->mamba_heads;
+        uint64_t chunks = ((uint64_t)s->seq + 255) / 256;
+        SLOT("in_proj out (z, xBC, dt)", T * (uint64_t)tn_spec_dim(spec, TN_DIM_MAMBA_IN));
+        SLOT("conv1d out", T * conv);
+        SLOT("dt (softplus)", T * heads);
+        SLOT("ssm chunk states", (uint64_t)s->batch * chunks * heads * (uint64_t)spec->mamba_head_dim * (uint64_t)spec->mamba_state);
+        SLOT("scan out", T * inner);
+        SLOT("gated norm out", T * inner);
+        SLOT("gated norm rstd", T * (uint64_t)spec->mamba_groups);
+    } else {
+        uint64_t Q = (uint64_t)(spec->n_heads * spec->head_dim), KV = (uint64_t)(spec->n_kv_heads * spec->head_dim);
+        SLOT("q (roped)", T * Q);
+        SLOT("k (roped)", T * KV);
+        SLOT("v", T * KV);
+        SLOT("attention logsumexp", T * (uint64_t)spec->n_heads);
+        SLOT("attention out", T * Q);
+    }
+    if (spec->family->sandwich_norms) {
+        SLOT("mixer branch (pre post-norm)", T * H);
+        SLOT("post-mixer norm rstd", T);
+    }
+    SLOT("x mid (after mixer residual)", T * H);
+    SLOT("norm2 rstd", T);
+    uint64_t F = (uint64_t)(spec->family->hybrid ? spec->shared_intermediate : spec->intermediate);
+    SLOT("mlp gate", T * F);
+    SLOT("mlp up", T * F);
+    if (spec->n_experts > 0) {
+        uint64_t k = (uint64_t)spec->n_experts_per_token, FE = (uint64_t)spec->intermediate;
+        SLOT("router probabilities", T * (uint64_t)spec->n_experts);
+        SLOT("experts gate and up", T * k * 2 * FE);
+        SLOT("experts out", T * k * H);
+    }
+    if (spec->family->sandwich_norms) {
+        SLOT("mlp branch (pre post-norm)", T * H);
+        SLOT("post-mlp norm rstd", T);
+    }
+    /* LoRA: x·A of every adapted module, needed for dB. */
+    if (s->rank > 0 && layer_adapted(s, spec, layer)) {
+        uint64_t r = 0;
+        for (const tn_tensor_rule *rule = spec->family->layer_rules; rule->name; rule++)
+            if (rule->lora && tn_rule_applies(spec, rule, layer) && is_target(s, rule->lora)) r += (uint64_t)s->rank;
+        if (r) SLOT("lora x·A (all targets)", T * r);
+    }
+#undef SLOT
+    return n;
+}
+
+static uint64_t layer_saved_bytes(const tn_spec *spec, const tn_plan_settings *s, int layer) {
+    tn_slot slots[TN_MAX_SLOTS];
+    int n = tn_plan_activation_layout(spec, s, layer, slots);
+    uint64_t el = 0;
+    for (int i = 0; i < n; i++) el += slots[i].elements;
+    return el * 4;
+}
+
+/* Bytes of the linear (2-D and expert) weights of the layers, and of the
+ * largest single layer and matrix, for conversion workspaces. */
+typedef struct {
+    uint64_t layer_linear, embed, lm_head, norms_and_small, largest_layer, largest_matrix;
+} weight_census;
+
+static void census(const tn_spec *spec, weight_census *w) {
+    memset(w, 0, sizeof *w);
+    for (const tn_tensor_rule *r = spec->family->global_rules; r->name; r++) {
+        if (!tn_rule_applies(spec, r, -1)) continue;
+        uint64_t n = 1;
+        for (int i = 0; i < r->n_dims; i++) n *= (uint64_t)tn_spec_dim(spec, r->shape[i]);
+        if (!strcmp(r->name, "model.embed_tokens.weight")) w->embed = n;
+        else if (!strcmp(r->name, "lm_head.weight")) w->lm_head = n;
+        else w->norms_and_small += n;
+    }
+    for (int l = 0; l < spec->n_layers; l++) {
+        uint64_t layer = 0;
+        for (const tn_tensor_rule *r = spec->family->layer_rules; r->name; r++) {
+            if (!tn_rule_applies(spec, r, l)) continue;
+            uint64_t n = 1;
+            for (int i = 0; i < r->n_dims; i++) n *= (uint64_t)tn_spec_dim(spec, r->shape[i]);
+            if (r->n_dims >= 2 && n > 4096) {
+                w->layer_linear += n;
+                layer += n;
+                if (n > w->largest_matrix) w->largest_matrix = n;
+            } else {
+                w->norms_and_small += n;
+            }
+        }
+        if (layer > w->largest_layer) w->largest_layer = layer;
+    }
+}
+
+void tn_plan_make(const tn_spec *spec, tn_dtype stored, const tn_plan_settings *s, tn_plan_kind kind, tn_plan *p) {
+    memset(p, 0, sizeof *p);
+    p->kind = kind;
+    weight_census w;
+    census(spec, &w);
+    uint64_t esz = tn_dtype_size(stored);
+    const char *dn = tn_dtype_name(stored);
+    uint64_t T = (uint64_t)(s->batch * s->seq), H = (uint64_t)spec->hidden, V = (uint64_t)spec->vocab_size;
+    uint64_t Q = (uint64_t)(spec->n_heads * spec->head_dim), KV = (uint64_t)(spec->n_kv_heads * spec->head_dim);
+    uint64_t F = (uint64_t)(spec->family->hybrid ? spec->shared_intermediate : spec->intermediate);
+    uint64_t all_weights = w.layer_linear + w.embed + w.lm_head + w.norms_and_small;
+    int L = (int)spec->n_layers;
+
+    /* Weights. */
+    if (kind == TN_PLAN_FULL) {
+        add(p, "weights (fp32 master)", all_weights * 4, "%llu parameters x 4 B", (unsigned long long)all_weights);
+    } else if (kind == TN_PLAN_QLORA) {
+        uint64_t qb = tn_quant_bytes(s->qlora, w.layer_linear);
+        add(p, "weights: layers (quantized)", qb, "%llu linear weights in %s", (unsigned long long)w.layer_linear, tn_quant_name(s->qlora));
+        add(p, "weights: embeddings and head", (w.embed + w.lm_head) * esz, "%llu parameters kept in %s", (unsigned long long)(w.embed + w.lm_head), dn);
+        add(p, "weights: norms and small", w.norms_and_small * 4, "%llu parameters in fp32", (unsigned long long)w.norms_and_small);
+        add(p, "dequantization tile", w.largest_matrix * 4, "largest matrix (%llu weights) in fp32", (unsigned long long)w.largest_matrix);
+    } else {
+        add(p, "weights", all_weights * esz, "%llu parameters x %llu B (%s, mmap'd)", (unsigned long long)all_weights, (unsigned long long)esz, dn);
+        if (stored != TN_DTYPE_F32)
+            add(p, "fp32 layer workspace", w.largest_layer * 4, "one layer's matrices converted from %s to fp32 (%llu weights)", dn, (unsigned long long)w.largest_layer);
+    }
+
+    if (kind == TN_PLAN_INFERENCE) {
+        /* KV cache for attention layers, recurrent state for Mamba2 layers,
+         * at the full sequence length for the whole batch. */
+        int attn = 0, mamba = 0;
+        for (int l = 0; l < L; l++) (spec->family->hybrid && spec->layer_kind[l] == TN_LAYER_MAMBA) ? mamba++ : attn++;
+        add(p, "kv cache", 2ull * (uint64_t)attn * T * KV * 4, "2 x %d attention layers x %llu tokens x %llu x 4 B", attn, (unsigned long long)T, (unsigned long long)KV);
+        if (mamba) {
+            uint64_t conv = (uint64_t)tn_spec_dim(spec, TN_DIM_MAMBA_CONV), inner = (uint64_t)tn_spec_dim(spec, TN_DIM_MAMBA_INNER);
+            uint64_t per = conv * (uint64_t)(spec->mamba_kernel - 1) + inner * (uint64_t)spec->mamba_state;
+            add(p, "recurrent state", (uint64_t)mamba * (uint64_t)s->batch * per * 4, "%d Mamba2 layers: conv window and SSM state", mamba);
+        }
+        uint64_t widest = F > Q + 2 * KV ? F : Q + 2 * KV;
+        add(p, "activations (prompt chunk)", (uint64_t)s->batch * 512 * (4 * H + 3 * widest) * 4, "prompt processed 512 tokens at a time");
+        add(p, "logits", (uint64_t)s->batch * V * 4, "one row of %llu per sequence", (unsigned long long)V);
+        add(p, "runtime", TN_RUNTIME_OVERHEAD, "code, BLAS and OpenMP buffers, allocator slack");
+        return;
+    }
+
+    /* Trainable parameters, their gradients, AdamW moments. */
+    if (kind == TN_PLAN_FULL) {
+        add(p, "gradients", all_weights * 4, "fp32, one per parameter");
+        add(p, "adamw moments", all_weights * 8, "m and v in fp32");
+    } else {
+        uint64_t lp = tn_lora_param_count(spec, &s->targets, s->rank, s->layers);
+        add(p, "lora parameters", lp * 4, "%llu parameters (rank %d) in fp32", (unsigned long long)lp, s->rank);
+        add(p, "lora gradients", lp * 4, "fp32");
+        add(p, "adamw moments", lp * 8, "m and v in fp32");
+    }
+
+    /* Saved activations: every slot of every layer, or with checkpointing
+     * the layer inputs plus one layer's slots rebuilt during backward. */
+    tn_plan_settings ls = *s;
+    if (kind == TN_PLAN_FULL) ls.rank = 0;
+    uint64_t saved = 0, largest = 0;
+    for (int l = 0; l < L; l++) {
+        uint64_t b = layer_saved_bytes(spec, &ls, l);
+        saved += b;
+        if (b > largest) largest = b;
+    }
+    if (s->grad_checkpoint) {
+        add(p, "saved activations", (uint64_t)L * T * H * 4, "checkpointed: %d layer inputs x %llu tokens x %llu x 4 B", L, (unsigned long long)T, (unsigned long long)H);
+        add(p, "recompute workspace", largest, "one layer's activations, rebuilt during backward");
+    } else {
+        add(p, "saved activations", saved, "%d layers, fp32, for %llu tokens (docs/memory-plan.md lists the slots)", L, (unsigned long long)T);
+    }
+    add(p, "final norm", T * (H + 1) * 4, "normed output and rstd, fp32");
+    /* Backward workspace: the residual gradient, a second [T, H] buffer, and
+     * the gradients of the widest intermediate (gate and up, or q/k/v). */
+    uint64_t widest = 2 * F > 2 * Q + 2 * KV ? 2 * F : 2 * Q + 2 * KV;
+    if (spec->family->hybrid) {
+        uint64_t in = (uint64_t)tn_spec_dim(spec, TN_DIM_MAMBA_IN) + (uint64_t)tn_spec_dim(spec, TN_DIM_MAMBA_CONV);
+        if (in > widest) widest = in;
+    }
+    add(p, "backward workspace", T * (2 * H + widest) * 4, "d residual and d hidden [T, H] x 2, widest intermediate gradients [T, %llu]", (unsigned long long)widest);
+    int64_t rows = tn_plan_loss_chunk_rows(spec, (int64_t)T);
+    add(p, "logits chunk", (uint64_t)rows * V * 4, "%lld rows x %llu vocab, fp32; loss and its gradient computed chunk by chunk", (long long)rows, (unsigned long long)V);
+    add(p, "batch tokens", T * 8, "ids and labels");
+    add(p, "runtime", TN_RUNTIME_OVERHEAD, "code, BLAS and OpenMP buffers, allocator slack");
+}
