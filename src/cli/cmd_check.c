@@ -162,6 +162,20 @@ static int check_one_model(const check_options *o) {
         cJSON_AddNumberToObject(m, "params_lora", (double)lora_params);
         cJSON_AddStringToObject(m, "dtype", tn_dtype_name(stored));
         cJSON_AddBoolToObject(m, "weights_checked", have_weights);
+        /* The tensors the family table expects for this config (names and
+         * PyTorch shapes), whether or not weights are present. */
+        cJSON *expected = cJSON_AddArrayToObject(m, "tensors");
+        for (int l = -1; l < spec->n_layers; l++)
+            for (const tn_tensor_rule *r = l < 0 ? spec->family->global_rules : spec->family->layer_rules; r->name; r++) {
+                if (!tn_rule_applies(spec, r, l)) continue;
+                char name[512];
+                snprintf(name, sizeof name, r->name, l);
+                cJSON *e = cJSON_CreateObject();
+                cJSON_AddStringToObject(e, "name", name);
+                cJSON *shape = cJSON_AddArrayToObject(e, "shape");
+                for (int d = 0; d < r->n_dims; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)tn_spec_dim(spec, r->shape[d])));
+                cJSON_AddItemToArray(expected, e);
+            }
         cJSON *probs = cJSON_AddArrayToObject(m, "tensor_problems");
         for (char *line = report; *line;) {
             char *nl = strchr(line, '\n');

@@ -89,58 +89,58 @@ int tn_plan_activation_layout(const tn_spec *spec, const tn_plan_settings *s, in
     uint64_t T = (uint64_t)(s->batch * s->seq);
     uint64_t H = (uint64_t)spec->hidden;
     int n = 0;
-#define SLOT(nm, el) (slots[n].name = (nm), slots[n].elements = (el), n++)
+#define SLOT(sid, nm, el) (slots[n].id = (sid), slots[n].name = (nm), slots[n].elements = (el), n++)
     /* Norm outputs and the gated activation are not saved: backward rebuilds
      * them from the saved input and rstd (O(T x H)) and from gate and up
      * (O(T x F)), which costs little next to the matrix products. */
-    SLOT("x (layer input)", T * H);
-    SLOT("norm1 rstd", T);
+    SLOT(TN_SLOT_X, "x (layer input)", T * H);
+    SLOT(TN_SLOT_NORM1_RSTD, "norm1 rstd", T);
     int mamba = spec->family->hybrid && spec->layer_kind[layer] == TN_LAYER_MAMBA;
     if (mamba) {
         uint64_t inner = (uint64_t)tn_spec_dim(spec, TN_DIM_MAMBA_INNER);
         uint64_t conv = (uint64_t)tn_spec_dim(spec, TN_DIM_MAMBA_CONV);
         uint64_t heads = (uint64_t)spec->mamba_heads;
         uint64_t chunks = ((uint64_t)s->seq + 255) / 256;
-        SLOT("in_proj out (z, xBC, dt)", T * (uint64_t)tn_spec_dim(spec, TN_DIM_MAMBA_IN));
-        SLOT("conv1d out", T * conv);
-        SLOT("dt (softplus)", T * heads);
-        SLOT("ssm chunk states", (uint64_t)s->batch * chunks * heads * (uint64_t)spec->mamba_head_dim * (uint64_t)spec->mamba_state);
-        SLOT("scan out", T * inner);
-        SLOT("gated norm out", T * inner);
-        SLOT("gated norm rstd", T * (uint64_t)spec->mamba_groups);
+        SLOT(TN_SLOT_MAMBA_IN, "in_proj out (z, xBC, dt)", T * (uint64_t)tn_spec_dim(spec, TN_DIM_MAMBA_IN));
+        SLOT(TN_SLOT_MAMBA_CONV, "conv1d out", T * conv);
+        SLOT(TN_SLOT_MAMBA_DT, "dt (softplus)", T * heads);
+        SLOT(TN_SLOT_MAMBA_STATES, "ssm chunk states", (uint64_t)s->batch * chunks * heads * (uint64_t)spec->mamba_head_dim * (uint64_t)spec->mamba_state);
+        SLOT(TN_SLOT_MAMBA_SCAN, "scan out", T * inner);
+        SLOT(TN_SLOT_MAMBA_NORM, "gated norm out", T * inner);
+        SLOT(TN_SLOT_MAMBA_NORM_RSTD, "gated norm rstd", T * (uint64_t)spec->mamba_groups);
     } else {
         uint64_t Q = (uint64_t)(spec->n_heads * spec->head_dim), KV = (uint64_t)(spec->n_kv_heads * spec->head_dim);
-        SLOT("q (roped)", T * Q);
-        SLOT("k (roped)", T * KV);
-        SLOT("v", T * KV);
-        SLOT("attention logsumexp", T * (uint64_t)spec->n_heads);
-        SLOT("attention out", T * Q);
+        SLOT(TN_SLOT_Q, "q (roped)", T * Q);
+        SLOT(TN_SLOT_K, "k (roped)", T * KV);
+        SLOT(TN_SLOT_V, "v", T * KV);
+        SLOT(TN_SLOT_LSE, "attention logsumexp", T * (uint64_t)spec->n_heads);
+        SLOT(TN_SLOT_ATT, "attention out", T * Q);
     }
     if (spec->family->sandwich_norms) {
-        SLOT("mixer branch (pre post-norm)", T * H);
-        SLOT("post-mixer norm rstd", T);
+        SLOT(TN_SLOT_MIXER_BRANCH, "mixer branch (pre post-norm)", T * H);
+        SLOT(TN_SLOT_MIXER_POST_RSTD, "post-mixer norm rstd", T);
     }
-    SLOT("x mid (after mixer residual)", T * H);
-    SLOT("norm2 rstd", T);
+    SLOT(TN_SLOT_X_MID, "x mid (after mixer residual)", T * H);
+    SLOT(TN_SLOT_NORM2_RSTD, "norm2 rstd", T);
     uint64_t F = (uint64_t)(spec->family->hybrid ? spec->shared_intermediate : spec->intermediate);
-    SLOT("mlp gate", T * F);
-    SLOT("mlp up", T * F);
+    SLOT(TN_SLOT_GATE, "mlp gate", T * F);
+    SLOT(TN_SLOT_UP, "mlp up", T * F);
     if (spec->n_experts > 0) {
         uint64_t k = (uint64_t)spec->n_experts_per_token, FE = (uint64_t)spec->intermediate;
-        SLOT("router probabilities", T * (uint64_t)spec->n_experts);
-        SLOT("experts gate and up", T * k * 2 * FE);
-        SLOT("experts out", T * k * H);
+        SLOT(TN_SLOT_ROUTER, "router probabilities", T * (uint64_t)spec->n_experts);
+        SLOT(TN_SLOT_EXPERTS_GATE_UP, "experts gate and up", T * k * 2 * FE);
+        SLOT(TN_SLOT_EXPERTS_OUT, "experts out", T * k * H);
     }
     if (spec->family->sandwich_norms) {
-        SLOT("mlp branch (pre post-norm)", T * H);
-        SLOT("post-mlp norm rstd", T);
+        SLOT(TN_SLOT_MLP_BRANCH, "mlp branch (pre post-norm)", T * H);
+        SLOT(TN_SLOT_MLP_POST_RSTD, "post-mlp norm rstd", T);
     }
     /* LoRA: x·A of every adapted module, needed for dB. */
     if (s->rank > 0 && layer_adapted(s, spec, layer)) {
         uint64_t r = 0;
         for (const tn_tensor_rule *rule = spec->family->layer_rules; rule->name; rule++)
             if (rule->lora && tn_rule_applies(spec, rule, layer) && is_target(s, rule->lora)) r += (uint64_t)s->rank;
-        if (r) SLOT("lora x·A (all targets)", T * r);
+        if (r) SLOT(TN_SLOT_LORA_XA, "lora x·A (all targets)", T * r);
     }
 #undef SLOT
     return n;
@@ -214,6 +214,12 @@ void tn_plan_make(const tn_spec *spec, tn_dtype stored, const tn_plan_settings *
         add(p, "weights", all_weights * esz, "%llu parameters x %llu B (%s, mmap'd)", (unsigned long long)all_weights, (unsigned long long)esz, dn);
         if (stored != TN_DTYPE_F32)
             add(p, "fp32 layer workspace", w.largest_layer * 4, "one layer's matrices converted from %s to fp32 (%llu weights)", dn, (unsigned long long)w.largest_layer);
+    }
+    /* The output head ([V, H], lm_head or the tied embeddings) is used by
+     * every logits chunk: kept converted to fp32 once. */
+    if (kind != TN_PLAN_FULL && stored != TN_DTYPE_F32) {
+        uint64_t head = w.lm_head ? w.lm_head : w.embed;
+        add(p, "fp32 output head", head * 4, "%s [%llu, %llu] converted once", w.lm_head ? "lm_head" : "tied embeddings", (unsigned long long)V, (unsigned long long)H);
     }
 
     if (kind == TN_PLAN_INFERENCE) {

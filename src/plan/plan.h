@@ -59,7 +59,30 @@ int64_t tn_plan_loss_chunk_rows(const tn_spec *spec, int64_t tokens);
  * elements), for `tokens` = batch x seq tokens. The trainer allocates these
  * slots; the plan sums them. Returns the number of slots. */
 #define TN_MAX_SLOTS 24
+typedef enum {
+    TN_SLOT_X,          /* layer input [T, H] */
+    TN_SLOT_NORM1_RSTD, /* [T] */
+    TN_SLOT_Q,          /* roped queries [T, Q] */
+    TN_SLOT_K,          /* roped keys [T, KV] */
+    TN_SLOT_V,          /* [T, KV] */
+    TN_SLOT_LSE,        /* attention logsumexp [T, heads] */
+    TN_SLOT_ATT,        /* attention output [T, Q] */
+    TN_SLOT_MIXER_BRANCH,   /* o_proj output before the post norm [T, H] (Gemma 2) */
+    TN_SLOT_MIXER_POST_RSTD,
+    TN_SLOT_X_MID,      /* residual after the mixer [T, H] */
+    TN_SLOT_NORM2_RSTD,
+    TN_SLOT_GATE,       /* [T, F] */
+    TN_SLOT_UP,         /* [T, F] */
+    TN_SLOT_MLP_BRANCH, /* down_proj output before the post norm [T, H] (Gemma 2) */
+    TN_SLOT_MLP_POST_RSTD,
+    TN_SLOT_LORA_XA,    /* x·A of every adapted module, [T, r] each, in table order */
+    TN_SLOT_MAMBA_IN, TN_SLOT_MAMBA_CONV, TN_SLOT_MAMBA_DT, TN_SLOT_MAMBA_STATES, TN_SLOT_MAMBA_SCAN,
+    TN_SLOT_MAMBA_NORM, TN_SLOT_MAMBA_NORM_RSTD,
+    TN_SLOT_ROUTER, TN_SLOT_EXPERTS_GATE_UP, TN_SLOT_EXPERTS_OUT,
+    TN_SLOT_COUNT
+} tn_slot_id;
 typedef struct {
+    tn_slot_id id;
     const char *name;
     uint64_t elements;
 } tn_slot;
