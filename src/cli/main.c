@@ -15,6 +15,8 @@ static const command commands[] = {
     {"check", cmd_check, "compatibility and memory plan, from config.json and tensor headers"},
     {"init", cmd_init, "write a randomly initialised checkpoint of a preset or config"},
     {"demo", cmd_demo, "run the pipeline on the embedded tiny model"},
+    {"tokenize", cmd_tokenize, "text on stdin -> token ids, as Hugging Face tokenizers gives them"},
+    {"detokenize", cmd_detokenize, "token ids on stdin -> text"},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 
