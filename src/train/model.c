@@ -1,0 +1,308 @@
+/* model.c - opening a checkpoint for training: fp32 views of the weights,
+ * the rope table, the LoRA adapter's parameters and the activation arena
+ * carved from the memory plan's slots. The passes are in forward.c. */
+#include "train/model.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/error.h"
+#include "util/rng.h"
+
+const char *const tn_module_names[TN_MOD_COUNT] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+
+/* HF names of the modules and norms, relative to "model.layers.N." */
+static const char *const module_paths[TN_MOD_COUNT] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                                                        "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
+
+static int convert_to_f32(const tn_model *m, const tn_tensor_info *t, float *dst) {
+    const void *src = tn_safetensors_data(&m->st, t);
+    uint64_t n = t->n_elements;
+    switch (t->dtype) {
+    case TN_DTYPE_F32: memcpy(dst, src, n * 4); return 0;
+    case TN_DTYPE_BF16: {
+        const unsigned char *p = src;
+#pragma omp parallel for if (n > 65536)
+        for (int64_t i = 0; i < (int64_t)n; i++) dst[i] = tn_bf16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
+        return 0;
+    }
+    case TN_DTYPE_F16: {
+        const unsigned char *p = src;
+#pragma omp parallel for if (n > 65536)
+        for (int64_t i = 0; i < (int64_t)n; i++) dst[i] = tn_f16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
+        return 0;
+    }
+    default: return tn_fail("%s: tensor %s: dtype %s cannot be used as weights", m->path, t->name, tn_dtype_name(t->dtype));
+    }
+}
+
+/* A direct fp32 pointer into the mapping when the tensor is F32 and
+ * aligned, else NULL. */
+static const float *direct_view(const tn_model *m, const tn_tensor_info *t) {
+    if (t->dtype != TN_DTYPE_F32) return NULL;
+    const void *p = tn_safetensors_data(&m->st, t);
+    return ((uintptr_t)p % 4 == 0) ? p : NULL;
+}
+
+static const tn_tensor_info *need(const tn_model *m, const char *name) {
+    const tn_tensor_info *t = tn_safetensors_find(&m->st, name);
+    if (!t) tn_fail("%s: missing tensor %s", m->path, name);
+    return t;
+}
+
+/* The small tensors (norms, biases) of every layer, copied to fp32 once. */
+typedef struct {
+    const char *suffix;
+    int slot;
+} small_name;
+
+enum { SMALL_NORM1, SMALL_NORM2, SMALL_POST_MIXER, SMALL_POST_MLP, SMALL_BIAS0, SMALL_PER_LAYER = SMALL_BIAS0 + TN_MOD_COUNT };
+
+/* per-layer fp32 pointers to the small tensors, kept beside the model */
+typedef struct {
+    const float *p[TN_MAX_LAYERS][SMALL_PER_LAYER];
+} small_index;
+
+static small_index *small_of(const tn_model *m) { return (small_index *)(void *)m->small; }
+
+static int load_small(tn_model *m) {
+    const tn_spec *s = &m->spec;
+    /* first pass: size */
+    uint64_t total = 0;
+    char name[512];
+    const tn_tensor_info *t;
+    for (int l = 0; l < s->n_layers; l++)
+        for (const tn_tensor_rule *r = s->family->layer_rules; r->name; r++)
+            if (r->n_dims == 1 && tn_rule_applies(s, r, l)) {
+                snprintf(name, sizeof name, r->name, l);
+                if (!(t = need(m, name))) return -1;
+                total += t->n_elements;
+            }
+    if (!(t = need(m, "model.norm.weight"))) return -1;
+    total += t->n_elements;
+    size_t header = sizeof(small_index);
+    m->small = tn_malloc(header + total * 4, "norms and biases");
+    if (!m->small) return -1;
+    memset(m->small, 0, header);
+    float *dst = (float *)((char *)m->small + header);
+    small_index *ix = small_of(m);
+    for (int l = 0; l < s->n_layers; l++) {
+        static const char *const norms[2][4] = {
+            {"input_layernorm", "post_attention_layernorm", NULL, NULL},
+            {"input_layernorm", "pre_feedforward_layernorm", "post_attention_layernorm", "post_feedforward_layernorm"},
+        };
+        int sandwich = s->family->sandwich_norms;
+        for (int k = 0; k < 4; k++) {
+            if (!norms[sandwich][k]) continue;
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, norms[sandwich][k]);
+            if (!(t = need(m, name)) || convert_to_f32(m, t, dst)) return -1;
+            ix->p[l][k] = dst;
+            dst += t->n_elements;
+        }
+        for (int k = 0; k < TN_MOD_COUNT; k++) {
+            snprintf(name, sizeof name, "model.layers.%d.%s.bias", l, module_paths[k]);
+            t = tn_safetensors_find(&m->st, name);
+            if (!t) continue;
+            if (convert_to_f32(m, t, dst)) return -1;
+            ix->p[l][SMALL_BIAS0 + k] = dst;
+            dst += t->n_elements;
+        }
+    }
+    t = need(m, "model.norm.weight");
+    if (convert_to_f32(m, t, dst)) return -1;
+    m->final_norm = dst;
+    return 0;
+}
+
+int tn_model_open(const char *dir, int max_seq, tn_model *m) {
+    memset(m, 0, sizeof *m);
+    snprintf(m->path, sizeof m->path, "%s", dir);
+    if (tn_spec_load(dir, &m->spec) != 0) return -1;
+    tn_spec *s = &m->spec;
+    if (s->family->hybrid)
+        return tn_fail("%s: %s", dir, s->family->not_implemented[TN_STAGE_LORA] ? s->family->not_implemented[TN_STAGE_LORA]
+                                                                               : "hybrid layers are not supported by the trainer");
+    if (s->quant_bits) return tn_fail("%s: quantized (MLX) checkpoints cannot be trained in this build yet", dir);
+    if (tn_safetensors_open(dir, &m->st) != 0) return -1;
+    char report[4096];
+    int problems = tn_spec_check_tensors(s, &m->st, report, sizeof report);
+    if (problems) {
+        char *nl = strchr(report, '\n');
+        if (nl) *nl = 0;
+        tn_fail("%s: the checkpoint does not match its config (%d problem%s; first: %s)", dir, problems, problems > 1 ? "s" : "", report);
+        tn_model_close(m);
+        return -1;
+    }
+    tn_rope_params rp = {s->rope_theta, TN_ROPE_SCALE_NONE, 1, 1, 1, 0};
+    if (s->rope == TN_ROPE_LLAMA3) {
+        rp.scaling = TN_ROPE_SCALE_LLAMA3;
+        rp.factor = s->rope_factor, rp.low_freq_factor = s->rope_low_freq_factor, rp.high_freq_factor = s->rope_high_freq_factor;
+        rp.original_max_pos = (int)s->rope_original_max_position;
+    } else if (s->rope == TN_ROPE_LINEAR) {
+        rp.scaling = TN_ROPE_SCALE_LINEAR, rp.factor = s->rope_factor;
+    }
+    if (tn_rope_table_init(&m->rope, max_seq, (int)s->head_dim, &rp) != 0) goto fail;
+    if (load_small(m) != 0) goto fail;
+    /* Embeddings and head. */
+    const tn_tensor_info *e = need(m, "model.embed_tokens.weight");
+    if (!e) goto fail;
+    m->embed_view = direct_view(m, e);
+    if (!m->embed_view) {
+        m->embed_copy = tn_malloc(e->n_elements * 4, "fp32 embeddings");
+        if (!m->embed_copy || convert_to_f32(m, e, m->embed_copy)) goto fail;
+        m->embed_view = m->embed_copy;
+    }
+    if (s->tied_embeddings) {
+        m->head_view = m->embed_view;
+    } else {
+        const tn_tensor_info *h = need(m, "lm_head.weight");
+        if (!h) goto fail;
+        m->head_view = direct_view(m, h);
+        if (!m->head_view) {
+            m->head = tn_malloc(h->n_elements * 4, "fp32 output head");
+            if (!m->head || convert_to_f32(m, h, m->head)) goto fail;
+            m->head_view = m->head;
+        }
+    }
+    /* Embedding scale: Gemma multiplies by sqrt(H) rounded to the model's
+     * dtype; Granite by embedding_multiplier. */
+    m->embed_scale = 1.0f;
+    if (s->family->embed_scale == TN_EMBED_SCALE_SQRT_HIDDEN) {
+        float v = (float)sqrt((double)s->hidden);
+        if (s->dtype == TN_DTYPE_BF16) v = tn_bf16_to_f32(tn_f32_to_bf16(v));
+        else if (s->dtype == TN_DTYPE_F16) v = tn_f16_to_f32(tn_f32_to_f16(v));
+        m->embed_scale = v;
+    } else if (s->family->embed_scale == TN_EMBED_SCALE_MULTIPLIER) {
+        m->embed_scale = (float)s->embedding_multiplier;
+    }
+    /* Layer workspace when any matrix needs converting. */
+    int64_t largest = 0;
+    for (int l = 0; l < s->n_layers; l++) {
+        int64_t sum = 0, direct = 1;
+        char name[512];
+        for (int k = 0; k < TN_MOD_COUNT; k++) {
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, module_paths[k]);
+            const tn_tensor_info *t = need(m, name);
+            if (!t) goto fail;
+            sum += (int64_t)t->n_elements;
+            if (!direct_view(m, t)) direct = 0;
+        }
+        if (!direct && sum > largest) largest = sum;
+    }
+    if (largest) {
+        m->layer_ws = tn_malloc((size_t)largest * 4, "fp32 layer workspace");
+        if (!m->layer_ws) goto fail;
+        m->layer_ws_elems = largest;
+    }
+    return 0;
+fail:
+    tn_model_close(m);
+    return -1;
+}
+
+void tn_model_close(tn_model *m) {
+    tn_rope_table_free(&m->rope);
+    free(m->head);
+    free(m->embed_copy);
+    free(m->small);
+    free(m->layer_ws);
+    tn_safetensors_close(&m->st);
+    memset(m, 0, sizeof *m);
+}
+
+int tn_model_layer_view(tn_model *m, int l, tn_layer_view *v) {
+    memset(v, 0, sizeof *v);
+    small_index *ix = small_of(m);
+    v->norm1 = ix->p[l][SMALL_NORM1];
+    v->norm2 = ix->p[l][SMALL_NORM2];
+    v->post_mixer = ix->p[l][SMALL_POST_MIXER];
+    v->post_mlp = ix->p[l][SMALL_POST_MLP];
+    float *ws = m->layer_ws;
+    char name[512];
+    for (int k = 0; k < TN_MOD_COUNT; k++) {
+        v->bias[k] = ix->p[l][SMALL_BIAS0 + k];
+        snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, module_paths[k]);
+        const tn_tensor_info *t = need(m, name);
+        if (!t) return -1;
+        const float *d = direct_view(m, t);
+        if (d) {
+            v->w[k] = d;
+        } else {
+            if (convert_to_f32(m, t, ws)) return -1;
+            v->w[k] = ws;
+            ws += t->n_elements;
+        }
+    }
+    return 0;
+}
+
+/* Module dimensions: in and out features of each Linear. */
+static void module_dims(const tn_spec *s, tn_module k, int *in, int *out) {
+    int H = (int)s->hidden, Q = (int)(s->n_heads * s->head_dim), KV = (int)(s->n_kv_heads * s->head_dim), F = (int)s->intermediate;
+    static const int ins[TN_MOD_COUNT] = {0, 0, 0, 1, 0, 0, 2}, outs[TN_MOD_COUNT] = {1, 3, 3, 0, 2, 2, 0};
+    int dims[4] = {H, Q, F, KV};
+    *in = dims[ins[k]];
+    *out = dims[outs[k]];
+}
+
+int tn_lora_init(tn_lora *lora, const tn_model *m, const tn_targets *targets, int rank, double alpha, int rslora, double dropout, int layers,
+                 uint64_t seed) {
+    memset(lora, 0, sizeof *lora);
+    const tn_spec *s = &m->spec;
+    int L = (int)s->n_layers;
+    lora->rank = rank;
+    lora->alpha = alpha;
+    lora->rslora = rslora;
+    lora->dropout = dropout;
+    lora->scale = (float)(rslora ? alpha / sqrt((double)rank) : alpha / rank);
+    lora->first_layer = (layers < 0 || layers >= L) ? 0 : L - layers;
+    lora->index = tn_malloc((size_t)L * TN_MOD_COUNT * sizeof *lora->index, "lora index");
+    lora->mods = tn_calloc((size_t)L * TN_MOD_COUNT, sizeof *lora->mods, "lora modules");
+    if (!lora->index || !lora->mods) return -1;
+    int64_t total = 0;
+    for (int l = 0; l < L; l++)
+        for (int k = 0; k < TN_MOD_COUNT; k++) {
+            lora->index[l * TN_MOD_COUNT + k] = -1;
+            if (l < lora->first_layer) continue;
+            int want = 0;
+            for (int i = 0; i < targets->n; i++) want |= !strcmp(targets->names[i], tn_module_names[k]);
+            if (!want) continue;
+            tn_lora_module *mod = &lora->mods[lora->n];
+            mod->layer = l;
+            mod->module = (tn_module)k;
+            module_dims(s, (tn_module)k, &mod->in, &mod->out);
+            lora->index[l * TN_MOD_COUNT + k] = lora->n++;
+            total += (int64_t)rank * (mod->in + mod->out);
+        }
+    lora->n_params = total;
+    lora->params = tn_calloc((size_t)total, sizeof(float), "lora parameters");
+    lora->grads = tn_calloc((size_t)total, sizeof(float), "lora gradients");
+    if (!lora->params || !lora->grads) return -1;
+    int64_t off = 0;
+    for (int i = 0; i < lora->n; i++) {
+        tn_lora_module *mod = &lora->mods[i];
+        mod->a = lora->params + off, mod->da = lora->grads + off;
+        off += (int64_t)rank * mod->in;
+        mod->b = lora->params + off, mod->db = lora->grads + off;
+        off += (int64_t)rank * mod->out;
+        /* PEFT: kaiming_uniform(a = sqrt(5)) on A, i.e. U(±1/sqrt(in)); B = 0. */
+        tn_rng r;
+        char name[128];
+        snprintf(name, sizeof name, "lora.%d.%s", mod->layer, tn_module_names[mod->module]);
+        tn_rng_seed(&r, seed, tn_hash_string(name));
+        float bound = 1.0f / sqrtf((float)mod->in);
+        for (int64_t j = 0; j < (int64_t)rank * mod->in; j++) mod->a[j] = bound * (2.0f * tn_rng_uniform(&r) - 1.0f);
+    }
+    return 0;
+}
+
+void tn_lora_free(tn_lora *lora) {
+    free(lora->index);
+    free(lora->mods);
+    free(lora->params);
+    free(lora->grads);
+    memset(lora, 0, sizeof *lora);
+}

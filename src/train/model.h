@@ -1,0 +1,111 @@
+/* model.h - a checkpoint ready to run: the spec, the mapped weights with
+ * fp32 views, the LoRA adapter, and the forward and backward passes of the
+ * dense families (llama, mistral, qwen2, gemma2, granite) on the CPU.
+ *
+ * Symbols: B sequences of S tokens, T = B·S, H hidden, Q = heads·hd,
+ * KV = kv heads·hd, F intermediate, V vocabulary, r LoRA rank. */
+#ifndef TUNE_MODEL_H
+#define TUNE_MODEL_H
+
+#include <stdint.h>
+
+#include "io/safetensors.h"
+#include "model/spec.h"
+#include "nn/ops.h"
+#include "plan/plan.h"
+
+/* The adaptable Linear modules of a dense layer, in family-table order. */
+typedef enum { TN_MOD_Q, TN_MOD_K, TN_MOD_V, TN_MOD_O, TN_MOD_GATE, TN_MOD_UP, TN_MOD_DOWN, TN_MOD_COUNT } tn_module;
+extern const char *const tn_module_names[TN_MOD_COUNT];
+
+typedef struct {
+    int layer;
+    tn_module module;
+    int in, out;
+    float *a, *b;   /* lora_A [r, in], lora_B [out, r] (PEFT layout) */
+    float *da, *db; /* their gradients */
+} tn_lora_module;
+
+typedef struct {
+    int rank;
+    double alpha;
+    int rslora;    /* scale = alpha / sqrt(r) instead of alpha / r */
+    float scale;
+    double dropout;
+    int n;                     /* adapted modules */
+    tn_lora_module *mods;      /* [n] */
+    int *index;                /* [layers * TN_MOD_COUNT] -> module or -1 */
+    int64_t n_params;
+    float *params, *grads;     /* [n_params] each, contiguous */
+    int first_layer;           /* layers [first_layer, L) are adapted */
+} tn_lora;
+
+/* fp32 views of one layer's weights (into the mapping or a workspace). */
+typedef struct {
+    const float *w[TN_MOD_COUNT], *bias[TN_MOD_COUNT];
+    const float *norm1, *norm2, *post_mixer, *post_mlp;
+} tn_layer_view;
+
+typedef struct {
+    tn_spec spec;
+    tn_safetensors st;
+    char path[4096];
+    tn_rope_table rope;
+    float *head;      /* [V, H] fp32 output head (NULL: points into the mapping) */
+    const float *head_view;
+    float *embed_copy; /* fp32 embeddings when stored in 16 bits */
+    const float *embed_view;
+    const float *final_norm;
+    float *small;      /* fp32 copies of the norms and biases when stored in 16 bits */
+    float *layer_ws;   /* fp32 workspace for one layer's matrices (16-bit checkpoints) */
+    int64_t layer_ws_elems;
+    float embed_scale;
+} tn_model;
+
+/* Opens a model folder: config, safetensors (checked against the family's
+ * table), rope table for max_seq positions. Fails for families whose
+ * training stages this build lacks. */
+int tn_model_open(const char *dir, int max_seq, tn_model *m);
+void tn_model_close(tn_model *m);
+/* Fills v with fp32 views of layer l's weights (converting into the layer
+ * workspace when the checkpoint is 16-bit). */
+int tn_model_layer_view(tn_model *m, int l, tn_layer_view *v);
+
+/* LoRA: rank, alpha, targets, last `layers` layers (-1 = all). A uniform in
+ * ±1/sqrt(in) from (seed), B zero, as PEFT initialises. */
+int tn_lora_init(tn_lora *lora, const tn_model *m, const tn_targets *targets, int rank, double alpha, int rslora,
+                 double dropout, int layers, uint64_t seed);
+void tn_lora_free(tn_lora *lora);
+
+/* Activations of a batch, carved from the plan's slots. */
+typedef struct {
+    int B, S;
+    int grad_checkpoint;
+    float *arena;
+    float *slot[TN_MAX_LAYERS][TN_SLOT_COUNT]; /* per layer; with checkpointing all but X share one set */
+    float *final_norm_out, *final_rstd;     /* [T, H], [T] */
+    float *logits;                          /* [rows, V] chunk */
+    int64_t chunk_rows;
+    float *ws;                              /* backward workspace */
+    float *xn;                              /* [T, max(H, F)] rebuilt normed input / activation */
+    float *dres, *dtmp;                     /* [T, H] residual gradient and scratch */
+    float *dbig;                            /* [T, widest] */
+    float *lora_tmp;                        /* [T, r] */
+} tn_activations;
+
+int tn_activations_alloc(tn_activations *a, const tn_model *m, const tn_lora *lora, const tn_plan_settings *s);
+void tn_activations_free(tn_activations *a);
+
+/* One forward and backward pass over a batch: ids and labels [B, S]
+ * (labels TN_IGNORE_INDEX where masked; the loss at position t uses
+ * labels[t+1], as transformers shifts). Adds the LoRA gradients of the mean
+ * loss over all counted tokens (grad_scale = 1 / counted tokens, or the
+ * caller's) into lora->grads. Returns the summed loss; *counted the tokens.
+ * lora may be NULL (forward only when want_grads is 0). */
+double tn_model_step(tn_model *m, tn_lora *lora, tn_activations *a, const int32_t *ids, const int32_t *labels,
+                     int want_grads, double grad_scale, int64_t *counted);
+
+/* Forward only: logits [B·S, V] of every position (for tests and eval). */
+int tn_model_logits(tn_model *m, tn_lora *lora, tn_activations *a, const int32_t *ids, float *logits);
+
+#endif
