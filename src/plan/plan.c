@@ -188,6 +188,22 @@ static void census(const tn_spec *spec, weight_census *w) {
     }
 }
 
+void tn_plan_work_elements(const tn_spec *spec, const tn_plan_settings *s, tn_plan_work *w) {
+    uint64_t T = (uint64_t)(s->batch * s->seq), H = (uint64_t)spec->hidden, V = (uint64_t)spec->vocab_size;
+    uint64_t Q = (uint64_t)(spec->n_heads * spec->head_dim), KV = (uint64_t)(spec->n_kv_heads * spec->head_dim);
+    uint64_t F = (uint64_t)(spec->family->hybrid ? spec->shared_intermediate : spec->intermediate);
+    w->widest = 2 * F > 2 * Q + 2 * KV ? 2 * F : 2 * Q + 2 * KV;
+    if (spec->family->hybrid) {
+        uint64_t in = (uint64_t)tn_spec_dim(spec, TN_DIM_MAMBA_IN) + (uint64_t)tn_spec_dim(spec, TN_DIM_MAMBA_CONV);
+        if (in > w->widest) w->widest = in;
+    }
+    w->rebuilt = F > H ? F : H;
+    w->final_norm = T * (2 * H + 1);
+    w->logits = (uint64_t)tn_plan_loss_chunk_rows(spec, (int64_t)T) * V * (spec->family->softcaps ? 2 : 1);
+    w->workspace = T * (3 * H + w->rebuilt + w->widest + (uint64_t)(s->rank > 0 ? s->rank : 0));
+    if (s->rank > 0 && s->dropout > 0) w->workspace += T * w->rebuilt;
+}
+
 void tn_plan_make(const tn_spec *spec, tn_dtype stored, const tn_plan_settings *s, tn_plan_kind kind, tn_plan *p) {
     memset(p, 0, sizeof *p);
     p->kind = kind;
@@ -267,17 +283,14 @@ void tn_plan_make(const tn_spec *spec, tn_dtype stored, const tn_plan_settings *
     } else {
         add(p, "saved activations", saved, "%d layers, fp32, for %llu tokens (docs/memory-plan.md lists the slots)", L, (unsigned long long)T);
     }
-    add(p, "final norm", T * (H + 1) * 4, "normed output and rstd, fp32");
-    /* Backward workspace: the residual gradient, a second [T, H] buffer, and
-     * the gradients of the widest intermediate (gate and up, or q/k/v). */
-    uint64_t widest = 2 * F > 2 * Q + 2 * KV ? 2 * F : 2 * Q + 2 * KV;
-    if (spec->family->hybrid) {
-        uint64_t in = (uint64_t)tn_spec_dim(spec, TN_DIM_MAMBA_IN) + (uint64_t)tn_spec_dim(spec, TN_DIM_MAMBA_CONV);
-        if (in > widest) widest = in;
-    }
-    add(p, "backward workspace", T * (2 * H + widest) * 4, "d residual and d hidden [T, H] x 2, widest intermediate gradients [T, %llu]", (unsigned long long)widest);
+    tn_plan_work wk;
+    tn_plan_work_elements(spec, &ls, &wk);
+    add(p, "final norm", wk.final_norm * 4, "last layer output, its normed copy and rstd, fp32");
+    add(p, "backward workspace", wk.workspace * 4, "d residual + 2 scratch [T, H], rebuilt norm/activation [T, %llu], widest gradients [T, %llu]%s",
+        (unsigned long long)wk.rebuilt, (unsigned long long)wk.widest, ls.rank ? ", LoRA [T, r]" : "");
     int64_t rows = tn_plan_loss_chunk_rows(spec, (int64_t)T);
-    add(p, "logits chunk", (uint64_t)rows * V * 4, "%lld rows x %llu vocab, fp32; loss and its gradient computed chunk by chunk", (long long)rows, (unsigned long long)V);
+    add(p, "logits chunk", wk.logits * 4, "%lld rows x %llu vocab, fp32%s; loss and its gradient computed chunk by chunk", (long long)rows,
+        (unsigned long long)V, spec->family->softcaps ? ", twice (soft-capped values kept)" : "");
     add(p, "batch tokens", T * 8, "ids and labels");
     add(p, "runtime", TN_RUNTIME_OVERHEAD, "code, BLAS and OpenMP buffers, allocator slack");
 }

@@ -23,6 +23,7 @@ typedef struct {
     int layers;           /* --layers: last N layers adapted (-1 = all) */
     int grad_checkpoint;  /* --grad-checkpoint: save layer inputs only, recompute */
     tn_quant qlora;       /* --qlora kind for the QLoRA plan */
+    double dropout;       /* LoRA dropout: > 0 adds a [T, max(H, F)] buffer for dropped inputs */
 } tn_plan_settings;
 
 #define TN_PLAN_MAX_BUFFERS 24
@@ -87,6 +88,18 @@ typedef struct {
     uint64_t elements;
 } tn_slot;
 int tn_plan_activation_layout(const tn_spec *spec, const tn_plan_settings *s, int layer, tn_slot *slots);
+
+/* Elements (fp32) of the buffers around the layers, shared by the plan and
+ * the trainer's allocation: the final layer output, its normed copy and
+ * rstd; the logits chunk (two with a final soft-cap: the capped values are
+ * kept for backward); the backward workspace: the residual gradient, two
+ * [T, H] scratch buffers, the rebuilt normed input or gated activation
+ * [T, max(H, F)], the widest intermediate gradients and the LoRA [T, r]
+ * (and, with LoRA dropout, the dropped input [T, max(H, F)]). */
+typedef struct {
+    uint64_t final_norm, logits, workspace, widest, rebuilt;
+} tn_plan_work;
+void tn_plan_work_elements(const tn_spec *spec, const tn_plan_settings *s, tn_plan_work *w);
 
 /* The fixed cost of the program itself (code, BLAS and OpenMP buffers,
  * allocator slack), priced in every plan. */

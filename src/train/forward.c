@@ -17,6 +17,7 @@
 
 #include "train/model.h"
 #include "util/error.h"
+#include "util/rng.h"
 
 static int layer_window(const tn_spec *s, int l) {
     if (!s->sliding_window) return 0;
@@ -71,6 +72,7 @@ int tn_activations_alloc(tn_activations *a, const tn_model *m, const tn_lora *lo
     tn_plan_settings ps;
     lora_settings(m, lora, B, S, &ps);
     ps.grad_checkpoint = settings->grad_checkpoint;
+    ps.dropout = lora ? lora->dropout : 0;
     /* Sizes: per layer slots (or layer inputs + one shared set), then the
      * final input/norm, logits chunk(s) and the backward workspace. */
     tn_slot slots[TN_MAX_SLOTS];
@@ -123,6 +125,17 @@ int tn_activations_alloc(tn_activations *a, const tn_model *m, const tn_lora *lo
     a->ws = p, p += T * H;
     a->dbig = p, p += T * (int64_t)wk.widest;
     a->lora_tmp = p, p += T * ps.rank;
+    if (ps.rank > 0 && ps.dropout > 0) a->dropped = p, p += T * (int64_t)wk.rebuilt;
+    a->max_tokens = T;
+    a->max_seq = S;
+    return 0;
+}
+
+int tn_activations_shape(tn_activations *a, int B, int S) {
+    if ((int64_t)B * S > a->max_tokens || S > a->max_seq)
+        return tn_fail("batch of %d x %d tokens is larger than the %lld tokens (sequences of at most %d) planned", B, S,
+                       (long long)a->max_tokens, a->max_seq);
+    a->B = B, a->S = S;
     return 0;
 }
 
@@ -133,20 +146,41 @@ void tn_activations_free(tn_activations *a) {
 
 /* ---- Linear with LoRA -------------------------------------------------- */
 
+/* LoRA dropout, as PEFT: y = x·Wᵀ + s·(drop(x)·Aᵀ)·Bᵀ with drop(x) = x·m/(1−p),
+ * m ~ Bernoulli(1−p) drawn per element. The mask of (step key, layer,
+ * module) is a pure function of those, so backward draws it again instead
+ * of storing it. Returns x itself when no dropout applies. */
+static const float *lora_input(const tn_lora *lora, const tn_lora_module *mod, const float *x, int T, int in, float *buf) {
+    if (!lora->training || lora->dropout <= 0 || !buf) return x;
+    float keep = (float)(1.0 - lora->dropout), inv = 1.0f / keep;
+    int64_t n = (int64_t)T * in;
+    const int64_t chunk = 1 << 16;
+    uint64_t stream = lora->dropout_key * 0x9e3779b97f4a7c15ull + (uint64_t)mod->layer * 131 + (uint64_t)mod->module;
+#pragma omp parallel for if (n > chunk)
+    for (int64_t c = 0; c < (n + chunk - 1) / chunk; c++) {
+        tn_rng r;
+        tn_rng_seed(&r, stream, (uint64_t)c);
+        int64_t end = (c + 1) * chunk < n ? (c + 1) * chunk : n;
+        for (int64_t i = c * chunk; i < end; i++) buf[i] = tn_rng_uniform(&r) < keep ? x[i] * inv : 0.0f;
+    }
+    return buf;
+}
+
 /* y = x·Wᵀ (+ b) + s·(x·Aᵀ)·Bᵀ, saving xa = x·Aᵀ [T, r]. */
 static void linear_forward(float *y, const float *x, const float *w, const float *b, int T, int in, int out, const tn_lora *lora,
-                           const tn_lora_module *mod, float *xa, float *tmp) {
+                           const tn_lora_module *mod, float *xa, float *tmp, float *dropped) {
     tn_matmul_forward(y, x, w, b, T, in, out, 0);
     if (!mod) return;
     int r = lora->rank;
-    tn_matmul_forward(xa, x, mod->a, NULL, T, in, r, 0);
+    tn_matmul_forward(xa, lora_input(lora, mod, x, T, in, dropped), mod->a, NULL, T, in, r, 0);
     for (int64_t i = 0; i < (int64_t)T * r; i++) tmp[i] = lora->scale * xa[i];
     tn_matmul_forward(y, tmp, mod->b, NULL, T, r, out, 1);
 }
 
-/* dx += dy·W + s·(dy·B)·A; dB += s·dyᵀ·xa; dA += (s·dy·B)ᵀ·x. */
+/* dx += dy·W + s·(dy·B)·A (masked by dropout); dB += s·dyᵀ·xa;
+ * dA += (s·dy·B)ᵀ·drop(x). */
 static void linear_backward(float *dx, const float *dy, const float *x, const float *w, int T, int in, int out, const tn_lora *lora,
-                            const tn_lora_module *mod, const float *xa, float *tmp, int want_grads) {
+                            const tn_lora_module *mod, const float *xa, float *tmp, int want_grads, float *dropped) {
     tn_matmul_backward(dx, NULL, NULL, dy, x, w, T, in, out);
     if (!mod || !want_grads) return;
     int r = lora->rank;
@@ -157,7 +191,39 @@ static void linear_backward(float *dx, const float *dy, const float *x, const fl
     memset(tmp, 0, (size_t)T * r * sizeof *tmp);
     tn_matmul_backward(tmp, NULL, NULL, dy, xa, mod->b, T, r, out);
     for (int64_t i = 0; i < (int64_t)T * r; i++) tmp[i] *= lora->scale;
-    tn_matmul_backward(dx, mod->da, NULL, tmp, x, mod->a, T, in, r);
+    const float *xin = lora_input(lora, mod, x, T, in, dropped);
+    if (xin == x) {
+        tn_matmul_backward(dx, mod->da, NULL, tmp, x, mod->a, T, in, r);
+    } else {
+        /* d(drop(x)) = tmp·A, then through the mask: reuse `dropped` for it
+         * once dA has been taken from drop(x). */
+        tn_matmul_backward(NULL, mod->da, NULL, tmp, xin, mod->a, T, in, r);
+        float keep = (float)(1.0 - lora->dropout), inv = 1.0f / keep;
+        float *mask_src = dropped; /* holds drop(x): nonzero exactly where kept (or x was 0) */
+        /* dx_i += (tmp·A)_i · m_i/(1−p): recompute the mask as drop(x) != 0
+         * would lose kept zeros, so draw it again into `dropped` as 0 / inv. */
+        int64_t n = (int64_t)T * in;
+        const int64_t chunk = 1 << 16;
+        uint64_t stream = lora->dropout_key * 0x9e3779b97f4a7c15ull + (uint64_t)mod->layer * 131 + (uint64_t)mod->module;
+#pragma omp parallel for if (n > chunk)
+        for (int64_t c = 0; c < (n + chunk - 1) / chunk; c++) {
+            tn_rng rr;
+            tn_rng_seed(&rr, stream, (uint64_t)c);
+            int64_t end = (c + 1) * chunk < n ? (c + 1) * chunk : n;
+            for (int64_t i = c * chunk; i < end; i++) mask_src[i] = tn_rng_uniform(&rr) < keep ? inv : 0.0f;
+        }
+        /* dxa = tmp·A row by row, scaled by the mask, added to dx */
+        for (int t = 0; t < T; t++) {
+            float *dxt = dx + (int64_t)t * in;
+            const float *mt = mask_src + (int64_t)t * in;
+            const float *tt = tmp + (int64_t)t * r;
+            for (int j = 0; j < r; j++) {
+                const float *aj = mod->a + (int64_t)j * in;
+                float tj = tt[j];
+                for (int i = 0; i < in; i++) dxt[i] += tj * aj[i] * mt[i];
+            }
+        }
+    }
 }
 
 static const tn_lora_module *lora_mod(const tn_lora *lora, int l, tn_module k) {
@@ -195,9 +261,9 @@ static int layer_forward(tn_model *m, const tn_lora *lora, tn_activations *a, in
     float eps = (float)s->rms_eps, rm = residual_mult(s);
     float *xa = sl[TN_SLOT_LORA_XA];
     tn_rmsnorm_forward(xn, sl[TN_SLOT_NORM1_RSTD], x, v.norm1, T, H, eps, one_plus);
-    linear_forward(sl[TN_SLOT_Q], xn, v.w[TN_MOD_Q], v.bias[TN_MOD_Q], T, H, Q, lora, lora_mod(lora, l, TN_MOD_Q), xa_slot(lora, xa, l, TN_MOD_Q, T), a->lora_tmp);
-    linear_forward(sl[TN_SLOT_K], xn, v.w[TN_MOD_K], v.bias[TN_MOD_K], T, H, KV, lora, lora_mod(lora, l, TN_MOD_K), xa_slot(lora, xa, l, TN_MOD_K, T), a->lora_tmp);
-    linear_forward(sl[TN_SLOT_V], xn, v.w[TN_MOD_V], v.bias[TN_MOD_V], T, H, KV, lora, lora_mod(lora, l, TN_MOD_V), xa_slot(lora, xa, l, TN_MOD_V, T), a->lora_tmp);
+    linear_forward(sl[TN_SLOT_Q], xn, v.w[TN_MOD_Q], v.bias[TN_MOD_Q], T, H, Q, lora, lora_mod(lora, l, TN_MOD_Q), xa_slot(lora, xa, l, TN_MOD_Q, T), a->lora_tmp, a->dropped);
+    linear_forward(sl[TN_SLOT_K], xn, v.w[TN_MOD_K], v.bias[TN_MOD_K], T, H, KV, lora, lora_mod(lora, l, TN_MOD_K), xa_slot(lora, xa, l, TN_MOD_K, T), a->lora_tmp, a->dropped);
+    linear_forward(sl[TN_SLOT_V], xn, v.w[TN_MOD_V], v.bias[TN_MOD_V], T, H, KV, lora, lora_mod(lora, l, TN_MOD_V), xa_slot(lora, xa, l, TN_MOD_V, T), a->lora_tmp, a->dropped);
     if (s->rope != TN_ROPE_NONE) {
         tn_rope_forward(sl[TN_SLOT_Q], &m->rope, d->pos, T, (int)s->n_heads, (int)s->head_dim);
         tn_rope_forward(sl[TN_SLOT_K], &m->rope, d->pos, T, (int)s->n_kv_heads, (int)s->head_dim);
@@ -206,7 +272,7 @@ static int layer_forward(tn_model *m, const tn_lora *lora, tn_activations *a, in
                          (int)s->n_kv_heads, (int)s->head_dim, attention_scale(s), s->family->softcaps ? (float)s->attn_softcap : 0.0f,
                          layer_window(s, l));
     float *o = s->family->sandwich_norms ? sl[TN_SLOT_MIXER_BRANCH] : a->ws;
-    linear_forward(o, sl[TN_SLOT_ATT], v.w[TN_MOD_O], v.bias[TN_MOD_O], T, Q, H, lora, lora_mod(lora, l, TN_MOD_O), xa_slot(lora, xa, l, TN_MOD_O, T), a->lora_tmp);
+    linear_forward(o, sl[TN_SLOT_ATT], v.w[TN_MOD_O], v.bias[TN_MOD_O], T, Q, H, lora, lora_mod(lora, l, TN_MOD_O), xa_slot(lora, xa, l, TN_MOD_O, T), a->lora_tmp, a->dropped);
     if (s->family->sandwich_norms) {
         tn_rmsnorm_forward(a->ws, sl[TN_SLOT_MIXER_POST_RSTD], o, v.post_mixer, T, H, eps, one_plus);
         o = a->ws;
@@ -214,12 +280,12 @@ static int layer_forward(tn_model *m, const tn_lora *lora, tn_activations *a, in
     float *mid = sl[TN_SLOT_X_MID];
     for (int64_t i = 0; i < (int64_t)T * H; i++) mid[i] = x[i] + rm * o[i];
     tn_rmsnorm_forward(xn, sl[TN_SLOT_NORM2_RSTD], mid, v.norm2, T, H, eps, one_plus);
-    linear_forward(sl[TN_SLOT_GATE], xn, v.w[TN_MOD_GATE], v.bias[TN_MOD_GATE], T, H, F, lora, lora_mod(lora, l, TN_MOD_GATE), xa_slot(lora, xa, l, TN_MOD_GATE, T), a->lora_tmp);
-    linear_forward(sl[TN_SLOT_UP], xn, v.w[TN_MOD_UP], v.bias[TN_MOD_UP], T, H, F, lora, lora_mod(lora, l, TN_MOD_UP), xa_slot(lora, xa, l, TN_MOD_UP, T), a->lora_tmp);
+    linear_forward(sl[TN_SLOT_GATE], xn, v.w[TN_MOD_GATE], v.bias[TN_MOD_GATE], T, H, F, lora, lora_mod(lora, l, TN_MOD_GATE), xa_slot(lora, xa, l, TN_MOD_GATE, T), a->lora_tmp, a->dropped);
+    linear_forward(sl[TN_SLOT_UP], xn, v.w[TN_MOD_UP], v.bias[TN_MOD_UP], T, H, F, lora, lora_mod(lora, l, TN_MOD_UP), xa_slot(lora, xa, l, TN_MOD_UP, T), a->lora_tmp, a->dropped);
     float *h = a->xn; /* xn2 is no longer needed: h takes its place */
     mlp_act_forward(s, h, sl[TN_SLOT_GATE], sl[TN_SLOT_UP], (int64_t)T * F);
     float *dn = s->family->sandwich_norms ? sl[TN_SLOT_MLP_BRANCH] : a->ws;
-    linear_forward(dn, h, v.w[TN_MOD_DOWN], v.bias[TN_MOD_DOWN], T, F, H, lora, lora_mod(lora, l, TN_MOD_DOWN), xa_slot(lora, xa, l, TN_MOD_DOWN, T), a->lora_tmp);
+    linear_forward(dn, h, v.w[TN_MOD_DOWN], v.bias[TN_MOD_DOWN], T, F, H, lora, lora_mod(lora, l, TN_MOD_DOWN), xa_slot(lora, xa, l, TN_MOD_DOWN, T), a->lora_tmp, a->dropped);
     if (s->family->sandwich_norms) {
         tn_rmsnorm_forward(a->ws, sl[TN_SLOT_MLP_POST_RSTD], dn, v.post_mlp, T, H, eps, one_plus);
         dn = a->ws;
@@ -254,7 +320,7 @@ static int layer_backward(tn_model *m, tn_lora *lora, tn_activations *a, int l, 
     mlp_act_forward(s, h, sl[TN_SLOT_GATE], sl[TN_SLOT_UP], (int64_t)T * F);
     float *dh = a->dbig, *dg = a->dbig + (int64_t)T * F;
     memset(dh, 0, (size_t)T * F * sizeof *dh);
-    linear_backward(dh, ddown, h, v.w[TN_MOD_DOWN], T, F, H, lora, lora_mod(lora, l, TN_MOD_DOWN), xa_slot(lora, xa, l, TN_MOD_DOWN, T), tmp, want_grads);
+    linear_backward(dh, ddown, h, v.w[TN_MOD_DOWN], T, F, H, lora, lora_mod(lora, l, TN_MOD_DOWN), xa_slot(lora, xa, l, TN_MOD_DOWN, T), tmp, want_grads, a->dropped);
     /* dg and du: du overwrites dh in place after dg is formed. */
     memset(dg, 0, (size_t)T * F * sizeof *dg);
     float *du = a->xn; /* h no longer needed */
@@ -265,8 +331,8 @@ static int layer_backward(tn_model *m, tn_lora *lora, tn_activations *a, int l, 
     memset(dxn2, 0, (size_t)TH * sizeof *dxn2);
     float *xn2 = a->xn;
     tn_rmsnorm_forward(xn2, a->ws, sl[TN_SLOT_X_MID], v.norm2, T, H, eps, one_plus); /* rebuild; a->ws gets a copy of rstd */
-    linear_backward(dxn2, dg, xn2, v.w[TN_MOD_GATE], T, H, F, lora, lora_mod(lora, l, TN_MOD_GATE), xa_slot(lora, xa, l, TN_MOD_GATE, T), tmp, want_grads);
-    linear_backward(dxn2, dh, xn2, v.w[TN_MOD_UP], T, H, F, lora, lora_mod(lora, l, TN_MOD_UP), xa_slot(lora, xa, l, TN_MOD_UP, T), tmp, want_grads);
+    linear_backward(dxn2, dg, xn2, v.w[TN_MOD_GATE], T, H, F, lora, lora_mod(lora, l, TN_MOD_GATE), xa_slot(lora, xa, l, TN_MOD_GATE, T), tmp, want_grads, a->dropped);
+    linear_backward(dxn2, dh, xn2, v.w[TN_MOD_UP], T, H, F, lora, lora_mod(lora, l, TN_MOD_UP), xa_slot(lora, xa, l, TN_MOD_UP, T), tmp, want_grads, a->dropped);
     tn_rmsnorm_backward(dres, NULL, dxn2, sl[TN_SLOT_X_MID], v.norm2, sl[TN_SLOT_NORM2_RSTD], T, H, one_plus);
 
     /* Attention branch: mid = x + rm·post(o). */
@@ -279,7 +345,7 @@ static int layer_backward(tn_model *m, tn_lora *lora, tn_activations *a, int l, 
     }
     float *datt = a->dbig, *dq = datt + (int64_t)T * Q, *dk = dq + (int64_t)T * Q, *dv = dk + (int64_t)T * KV;
     memset(datt, 0, (size_t)T * (2 * Q + 2 * KV) * sizeof *datt);
-    linear_backward(datt, do_, sl[TN_SLOT_ATT], v.w[TN_MOD_O], T, Q, H, lora, lora_mod(lora, l, TN_MOD_O), xa_slot(lora, xa, l, TN_MOD_O, T), tmp, want_grads);
+    linear_backward(datt, do_, sl[TN_SLOT_ATT], v.w[TN_MOD_O], T, Q, H, lora, lora_mod(lora, l, TN_MOD_O), xa_slot(lora, xa, l, TN_MOD_O, T), tmp, want_grads, a->dropped);
     tn_attention_backward(dq, dk, dv, datt, sl[TN_SLOT_ATT], sl[TN_SLOT_LSE], sl[TN_SLOT_Q], sl[TN_SLOT_K], sl[TN_SLOT_V], d->B, d->S,
                           (int)s->n_heads, (int)s->n_kv_heads, (int)s->head_dim, attention_scale(s),
                           s->family->softcaps ? (float)s->attn_softcap : 0.0f, layer_window(s, l));
@@ -291,9 +357,9 @@ static int layer_backward(tn_model *m, tn_lora *lora, tn_activations *a, int l, 
     tn_rmsnorm_forward(xn, a->ws, sl[TN_SLOT_X], v.norm1, T, H, eps, one_plus);
     float *dxn = dbranch;
     memset(dxn, 0, (size_t)TH * sizeof *dxn);
-    linear_backward(dxn, dq, xn, v.w[TN_MOD_Q], T, H, Q, lora, lora_mod(lora, l, TN_MOD_Q), xa_slot(lora, xa, l, TN_MOD_Q, T), tmp, want_grads);
-    linear_backward(dxn, dk, xn, v.w[TN_MOD_K], T, H, KV, lora, lora_mod(lora, l, TN_MOD_K), xa_slot(lora, xa, l, TN_MOD_K, T), tmp, want_grads);
-    linear_backward(dxn, dv, xn, v.w[TN_MOD_V], T, H, KV, lora, lora_mod(lora, l, TN_MOD_V), xa_slot(lora, xa, l, TN_MOD_V, T), tmp, want_grads);
+    linear_backward(dxn, dq, xn, v.w[TN_MOD_Q], T, H, Q, lora, lora_mod(lora, l, TN_MOD_Q), xa_slot(lora, xa, l, TN_MOD_Q, T), tmp, want_grads, a->dropped);
+    linear_backward(dxn, dk, xn, v.w[TN_MOD_K], T, H, KV, lora, lora_mod(lora, l, TN_MOD_K), xa_slot(lora, xa, l, TN_MOD_K, T), tmp, want_grads, a->dropped);
+    linear_backward(dxn, dv, xn, v.w[TN_MOD_V], T, H, KV, lora, lora_mod(lora, l, TN_MOD_V), xa_slot(lora, xa, l, TN_MOD_V, T), tmp, want_grads, a->dropped);
     tn_rmsnorm_backward(dres, NULL, dxn, sl[TN_SLOT_X], v.norm1, sl[TN_SLOT_NORM1_RSTD], T, H, one_plus);
     return 0;
 }

@@ -38,6 +38,8 @@ typedef struct {
     int64_t n_params;
     float *params, *grads;     /* [n_params] each, contiguous */
     int first_layer;           /* layers [first_layer, L) are adapted */
+    uint64_t dropout_key;      /* set per micro-step: dropout masks are a pure function of it */
+    int training;              /* dropout applies only while training */
 } tn_lora;
 
 /* fp32 views of one layer's weights (into the mapping or a workspace). */
@@ -91,7 +93,14 @@ typedef struct {
     float *dres, *dtmp;                     /* [T, H] residual gradient and scratch */
     float *dbig;                            /* [T, widest] */
     float *lora_tmp;                        /* [T, r] */
+    float *dropped;                         /* [T, max(H, F)] dropped LoRA input (dropout > 0) */
+    int64_t max_tokens;                     /* B·S the arena was carved for */
+    int max_seq;
 } tn_activations;
+
+/* Uses the arena for a batch of B sequences of S tokens (B·S no more than
+ * it was allocated for). */
+int tn_activations_shape(tn_activations *a, int B, int S);
 
 int tn_activations_alloc(tn_activations *a, const tn_model *m, const tn_lora *lora, const tn_plan_settings *s);
 void tn_activations_free(tn_activations *a);

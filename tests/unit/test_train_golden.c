@@ -202,6 +202,56 @@ static void check_lora_training(const char *fam, int grad_checkpoint) {
     tn_model_close(&m);
 }
 
+/* LoRA dropout has no PEFT reference here (its masks come from torch's
+ * generator): the gradient is checked against central differences of the
+ * loss, with the mask fixed by its key, in a few directions of A and B. */
+static void test_dropout_gradient(void **state) {
+    tn_model m;
+    open_model("qwen2", &m);
+    tn_lora lora;
+    if (tn_adapter_load(&lora, &m, FIX "qwen2/lora/init_adapter") != 0) fail_msg("%s", tn_error());
+    lora.dropout = 0.3;
+    lora.training = 1;
+    lora.dropout_key = 12345;
+    tn_safetensors bt;
+    if (tn_safetensors_open(FIX "qwen2/lora/batches.safetensors", &bt) != 0) fail_msg("%s", tn_error());
+    int64_t n;
+    int32_t *ids = ints(&bt, "input_ids", &n), *labels = ints(&bt, "labels", &n);
+    tn_plan_settings ps = {.seq = 16, .batch = 2};
+    tn_activations a;
+    assert_int_equal(tn_activations_alloc(&a, &m, &lora, &ps), 0);
+    assert_non_null(a.dropped);
+    int64_t c;
+    memset(lora.grads, 0, (size_t)lora.n_params * sizeof(float));
+    double base = tn_model_step(&m, &lora, &a, ids, labels, 1, 0, &c) / (double)c;
+    /* without dropout the loss differs: the masks are in effect */
+    lora.training = 0;
+    double plain = tn_model_step(&m, &lora, &a, ids, labels, 0, 0, &c) / (double)c;
+    lora.training = 1;
+    assert_true(fabs(base - plain) > 1e-4);
+    double worst = 0;
+    const float h = 1e-2f;
+    for (int probe = 0; probe < 12; probe++) {
+        int64_t i = (probe * 7919) % lora.n_params;
+        float saved = lora.params[i];
+        lora.params[i] = saved + h;
+        double up = tn_model_step(&m, &lora, &a, ids, labels, 0, 0, &c) / (double)c;
+        lora.params[i] = saved - h;
+        double down = tn_model_step(&m, &lora, &a, ids, labels, 0, 0, &c) / (double)c;
+        lora.params[i] = saved;
+        double fd = (up - down) / (2 * h), g = lora.grads[i];
+        double err = fabs(fd - g) / (fabs(g) + 1e-3);
+        if (err > worst) worst = err;
+    }
+    check("qwen2: LoRA dropout 0.3 gradient vs central differences", worst, 2e-2);
+    free(ids), free(labels);
+    tn_activations_free(&a);
+    tn_safetensors_close(&bt);
+    tn_lora_free(&lora);
+    tn_model_close(&m);
+    assert_int_equal(failures, 0);
+}
+
 static const char *const dense[] = {"llama", "mistral", "qwen2", "gemma2", "granite"};
 
 static void test_logits(void **state) {
@@ -217,6 +267,6 @@ static void test_lora_training(void **state) {
 }
 
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_logits), cmocka_unit_test(test_lora_training)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_logits), cmocka_unit_test(test_lora_training), cmocka_unit_test(test_dropout_gradient)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
