@@ -70,6 +70,17 @@ test: build/test/tune $(UNIT_BINS) tune
 demo: tune
 	./tune demo
 
+# `make bench-ops`: OpenBLAS's sgemm rate and the attention and loss kernels'
+# times (bench/ops_bench.c); linked with the operations alone.
+OPS_BENCH_OBJS := $(filter build/release/src/nn/cpu/%,$(REL_OBJS)) build/release/src/util/rng.o build/release/src/util/error.o
+build/release/bench/ops_bench: bench/ops_bench.c $(OPS_BENCH_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(OMP) -o $@ $< $(OPS_BENCH_OBJS) $(LIBS)
+
+.PHONY: bench-ops
+bench-ops: build/release/bench/ops_bench
+	build/release/bench/ops_bench
+
 clean:
 	rm -rf build tune
 

@@ -5,17 +5,19 @@
  * from the seeded generator; for every input element x_k, the central
  * difference of L = Σ dy·y,
  *
- *     g_k ≈ Σ_i dy_i (y_i(x + h e_k) − y_i(x − h e_k)) / 2h,    h = 1e-6,
+ *     g_k ≈ Σ_i dy_i (y_i(x + h e_k) − y_i(x − h e_k)) / 2h,
  *
  * is compared with the analytic backward by err = |a − g| / max(|a|, |g|, 1e-2).
  * Differencing y elementwise (rather than two sums L) leaves only the rounding
- * of y itself: about 1e-16·|y| / 2h ≈ 5e-11 per output, ~1e-9 summed over the
- * ~160 outputs of the largest case (measured: up to 5e-10), while the
- * truncation term h²·y'''/6 is ~1e-12. With inputs and gradients of order
- * one, the floor 1e-2 turns that noise into at most ~1e-7 relative (near-zero
- * gradients have no relative precision to test). A wrong term in a backward
- * gives errors of 1e-3 and more, so FD_TOL = 1e-6 has a wide margin on both
- * sides.
+ * of y itself, ~1e-16·|y| / 2h per output, summed over every output x_k moves
+ * (up to ~500 in the S = 133 attention case); the truncation term is
+ * h²·y'''/6. Measured worst errors over all operations: 2.4e-7 at h = 1e-6,
+ * 7.5e-8 at 3e-6, 1.8e-8 at 1e-5 - falling as 1/h, so rounding dominates and
+ * truncation is still below 1e-8 at h = 1e-5, which is used. With inputs and
+ * gradients of order one, the floor 1e-2 stops near-zero gradients (which
+ * have no relative precision) from dominating. A wrong term in a backward
+ * gives errors of 1e-3 and more (a dropped soft-cap factor or GQA head: > 1),
+ * so FD_TOL = 1e-6 sits 50x above the noise and far below any bug.
  *
  * Float against double: the same inputs rounded to float; the float outputs
  * and gradients must agree with the double ones within F32_TOL, relative to
@@ -36,7 +38,7 @@
 #include "nn/ops.h"
 #include "util/rng.h"
 
-#define FD_H 1e-6
+#define FD_H 1e-5
 #define FD_TOL 1e-6
 #define FD_FLOOR 1e-2
 #define F32_TOL 1e-5
@@ -297,59 +299,71 @@ static void attn_fwd(void *p, double *y) {
                            c->window);
 }
 
+/* The brief's shape (B 2, S 5, 4 query heads on 2 kv heads, hd 4); one
+ * longer than the kernel's 64-row query blocks (S 133: three blocks, the
+ * last partial, and a window of 70 that reaches across them); and plain
+ * multi-head attention (nh = nkv), where dk, dv take a separate path. Each
+ * with window off and on, soft-cap off and on. */
 static void test_attention(void **state) {
-    enum { B = 2, S = 5, NH = 4, NKV = 2, HD = 4, T = B * S, NQ = T * NH * HD, NK = T * NKV * HD };
-    for (int window = 0; window <= 3; window += 3) {
-        for (int cap = 0; cap <= 5; cap += 5) {
-            char op[64];
-            snprintf(op, sizeof op, "attention (window %d, softcap %d)", window, cap);
-            /* Scores of several units, so the soft-cap bends them. */
-            attn_ctx c = {randn(NQ, 1.5), randn(NK, 1.5), randn(NK, 1), zeros(T * NH), B, S, NH, NKV, HD, window,
-                          0.7, cap};
-            double *dy = randn(NQ, 1), *out = zeros(NQ);
-            attn_fwd(&c, out);
-            double *dq = zeros(NQ), *dk = zeros(NK), *dv = zeros(NK);
-            tn_attention_backward_d(dq, dk, dv, dy, out, c.lse, c.q, c.k, c.v, B, S, NH, NKV, HD, c.scale, c.softcap,
-                                    window);
-            fd_check(op, "q", attn_fwd, &c, c.q, NQ, dq, dy, NQ);
-            fd_check(op, "k", attn_fwd, &c, c.k, NK, dk, dy, NQ);
-            fd_check(op, "v", attn_fwd, &c, c.v, NK, dv, dy, NQ);
-            attn_fwd(&c, out);
+    static const struct {
+        int B, S, nh, nkv, hd, window;
+    } shapes[] = {{2, 5, 4, 2, 4, 3}, {1, 133, 2, 1, 2, 70}, {2, 5, 2, 2, 4, 3}};
+    for (size_t sh = 0; sh < sizeof shapes / sizeof *shapes; sh++) {
+        const int B = shapes[sh].B, S = shapes[sh].S, NH = shapes[sh].nh, NKV = shapes[sh].nkv, HD = shapes[sh].hd;
+        const int T = B * S, NQ = T * NH * HD, NK = T * NKV * HD;
+        for (int window = 0; window <= shapes[sh].window; window += shapes[sh].window) {
+            for (int cap = 0; cap <= 5; cap += 5) {
+                char op[96];
+                snprintf(op, sizeof op, "attention (S %d, %d/%d heads, window %d, softcap %d)", S, NH, NKV, window,
+                         cap);
+                /* Scores of several units, so the soft-cap bends them. */
+                attn_ctx c = {randn(NQ, 1.5), randn(NK, 1.5), randn(NK, 1), zeros(T * NH), B, S, NH, NKV, HD,
+                              window, 0.7, cap};
+                double *dy = randn(NQ, 1), *out = zeros(NQ);
+                attn_fwd(&c, out);
+                double *dq = zeros(NQ), *dk = zeros(NK), *dv = zeros(NK);
+                tn_attention_backward_d(dq, dk, dv, dy, out, c.lse, c.q, c.k, c.v, B, S, NH, NKV, HD, c.scale,
+                                        c.softcap, window);
+                fd_check(op, "q", attn_fwd, &c, c.q, NQ, dq, dy, NQ);
+                fd_check(op, "k", attn_fwd, &c, c.k, NK, dk, dy, NQ);
+                fd_check(op, "v", attn_fwd, &c, c.v, NK, dv, dy, NQ);
+                attn_fwd(&c, out);
 
-            double *rq = randn(NQ, 1), *rk = randn(NK, 1), *rv = randn(NK, 1);
-            double *aq = copy_d(rq, NQ), *ak = copy_d(rk, NK), *av = copy_d(rv, NK);
-            tn_attention_backward_d(aq, ak, av, dy, out, c.lse, c.q, c.k, c.v, B, S, NH, NKV, HD, c.scale, c.softcap,
-                                    window);
-            accumulate_check(op, "q", aq, rq, dq, NQ);
-            accumulate_check(op, "k", ak, rk, dk, NK);
-            accumulate_check(op, "v", av, rv, dv, NK);
-            /* Each gradient alone, the others NULL. */
-            double *oq = zeros(NQ), *ok = zeros(NK), *ov = zeros(NK);
-            tn_attention_backward_d(oq, NULL, NULL, dy, out, c.lse, c.q, c.k, c.v, B, S, NH, NKV, HD, c.scale,
-                                    c.softcap, window);
-            tn_attention_backward_d(NULL, ok, NULL, dy, out, c.lse, c.q, c.k, c.v, B, S, NH, NKV, HD, c.scale,
-                                    c.softcap, window);
-            tn_attention_backward_d(NULL, NULL, ov, dy, out, c.lse, c.q, c.k, c.v, B, S, NH, NKV, HD, c.scale,
-                                    c.softcap, window);
-            assert_memory_equal(oq, dq, NQ * sizeof(double));
-            assert_memory_equal(ok, dk, NK * sizeof(double));
-            assert_memory_equal(ov, dv, NK * sizeof(double));
+                double *rq = randn(NQ, 1), *rk = randn(NK, 1), *rv = randn(NK, 1);
+                double *aq = copy_d(rq, NQ), *ak = copy_d(rk, NK), *av = copy_d(rv, NK);
+                tn_attention_backward_d(aq, ak, av, dy, out, c.lse, c.q, c.k, c.v, B, S, NH, NKV, HD, c.scale,
+                                        c.softcap, window);
+                accumulate_check(op, "q", aq, rq, dq, NQ);
+                accumulate_check(op, "k", ak, rk, dk, NK);
+                accumulate_check(op, "v", av, rv, dv, NK);
+                /* Each gradient alone, the others NULL. */
+                double *oq = zeros(NQ), *ok = zeros(NK), *ov = zeros(NK);
+                tn_attention_backward_d(oq, NULL, NULL, dy, out, c.lse, c.q, c.k, c.v, B, S, NH, NKV, HD, c.scale,
+                                        c.softcap, window);
+                tn_attention_backward_d(NULL, ok, NULL, dy, out, c.lse, c.q, c.k, c.v, B, S, NH, NKV, HD, c.scale,
+                                        c.softcap, window);
+                tn_attention_backward_d(NULL, NULL, ov, dy, out, c.lse, c.q, c.k, c.v, B, S, NH, NKV, HD, c.scale,
+                                        c.softcap, window);
+                assert_memory_equal(oq, dq, NQ * sizeof(double));
+                assert_memory_equal(ok, dk, NK * sizeof(double));
+                assert_memory_equal(ov, dv, NK * sizeof(double));
 
-            float *qf = to_f(c.q, NQ), *kf = to_f(c.k, NK), *vf = to_f(c.v, NK), *dyf = to_f(dy, NQ);
-            float *outf = zeros_f(NQ), *lsef = zeros_f(T * NH), *dqf = zeros_f(NQ), *dkf = zeros_f(NK),
-                  *dvf = zeros_f(NK);
-            tn_attention_forward(outf, lsef, qf, kf, vf, B, S, NH, NKV, HD, 0.7f, (float)cap, window);
-            tn_attention_backward(dqf, dkf, dvf, dyf, outf, lsef, qf, kf, vf, B, S, NH, NKV, HD, 0.7f, (float)cap,
-                                  window);
-            f32_check(op, "out", outf, out, NQ);
-            f32_check(op, "lse", lsef, c.lse, T * NH);
-            f32_check(op, "dq", dqf, dq, NQ);
-            f32_check(op, "dk", dkf, dk, NK);
-            f32_check(op, "dv", dvf, dv, NK);
+                float *qf = to_f(c.q, NQ), *kf = to_f(c.k, NK), *vf = to_f(c.v, NK), *dyf = to_f(dy, NQ);
+                float *outf = zeros_f(NQ), *lsef = zeros_f(T * NH), *dqf = zeros_f(NQ), *dkf = zeros_f(NK),
+                      *dvf = zeros_f(NK);
+                tn_attention_forward(outf, lsef, qf, kf, vf, B, S, NH, NKV, HD, 0.7f, (float)cap, window);
+                tn_attention_backward(dqf, dkf, dvf, dyf, outf, lsef, qf, kf, vf, B, S, NH, NKV, HD, 0.7f,
+                                      (float)cap, window);
+                f32_check(op, "out", outf, out, NQ);
+                f32_check(op, "lse", lsef, c.lse, T * NH);
+                f32_check(op, "dq", dqf, dq, NQ);
+                f32_check(op, "dk", dkf, dk, NK);
+                f32_check(op, "dv", dvf, dv, NK);
 
-            free(c.q), free(c.k), free(c.v), free(c.lse), free(dy), free(out), free(dq), free(dk), free(dv);
-            free(rq), free(rk), free(rv), free(aq), free(ak), free(av), free(oq), free(ok), free(ov);
-            free(qf), free(kf), free(vf), free(dyf), free(outf), free(lsef), free(dqf), free(dkf), free(dvf);
+                free(c.q), free(c.k), free(c.v), free(c.lse), free(dy), free(out), free(dq), free(dk), free(dv);
+                free(rq), free(rk), free(rv), free(aq), free(ak), free(av), free(oq), free(ok), free(ov);
+                free(qf), free(kf), free(vf), free(dyf), free(outf), free(lsef), free(dqf), free(dkf), free(dvf);
+            }
         }
     }
 }
