@@ -179,9 +179,9 @@ static void linear_forward(float *y, const float *x, const float *w, const float
 
 /* dx += dy·W + s·(dy·B)·A (masked by dropout); dB += s·dyᵀ·xa;
  * dA += (s·dy·B)ᵀ·drop(x). */
-static void linear_backward(float *dx, const float *dy, const float *x, const float *w, int T, int in, int out, const tn_lora *lora,
-                            const tn_lora_module *mod, const float *xa, float *tmp, int want_grads, float *dropped) {
-    tn_matmul_backward(dx, NULL, NULL, dy, x, w, T, in, out);
+static void linear_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w, int T, int in, int out,
+                            const tn_lora *lora, const tn_lora_module *mod, const float *xa, float *tmp, int want_grads, float *dropped) {
+    tn_matmul_backward(dx, want_grads ? dw : NULL, want_grads ? dbias : NULL, dy, x, w, T, in, out);
     if (!mod || !want_grads) return;
     int r = lora->rank;
     for (int64_t i = 0; i < (int64_t)T * r; i++) tmp[i] = lora->scale * xa[i];
@@ -313,14 +313,14 @@ static int layer_backward(tn_model *m, tn_lora *lora, tn_activations *a, int l, 
     float *ddown = dbranch;
     if (s->family->sandwich_norms) {
         memset(dpre, 0, (size_t)TH * sizeof *dpre);
-        tn_rmsnorm_backward(dpre, NULL, dbranch, sl[TN_SLOT_MLP_BRANCH], v.post_mlp, sl[TN_SLOT_MLP_POST_RSTD], T, H, one_plus);
+        tn_rmsnorm_backward(dpre, want_grads ? v.dpost_mlp : NULL, dbranch, sl[TN_SLOT_MLP_BRANCH], v.post_mlp, sl[TN_SLOT_MLP_POST_RSTD], T, H, one_plus);
         ddown = dpre;
     }
     float *h = a->xn;
     mlp_act_forward(s, h, sl[TN_SLOT_GATE], sl[TN_SLOT_UP], (int64_t)T * F);
     float *dh = a->dbig, *dg = a->dbig + (int64_t)T * F;
     memset(dh, 0, (size_t)T * F * sizeof *dh);
-    linear_backward(dh, ddown, h, v.w[TN_MOD_DOWN], T, F, H, lora, lora_mod(lora, l, TN_MOD_DOWN), xa_slot(lora, xa, l, TN_MOD_DOWN, T), tmp, want_grads, a->dropped);
+    linear_backward(dh, v.dw[TN_MOD_DOWN], v.dbias[TN_MOD_DOWN], ddown, h, v.w[TN_MOD_DOWN], T, F, H, lora, lora_mod(lora, l, TN_MOD_DOWN), xa_slot(lora, xa, l, TN_MOD_DOWN, T), tmp, want_grads, a->dropped);
     /* dg and du: du overwrites dh in place after dg is formed. */
     memset(dg, 0, (size_t)T * F * sizeof *dg);
     float *du = a->xn; /* h no longer needed */
@@ -331,21 +331,21 @@ static int layer_backward(tn_model *m, tn_lora *lora, tn_activations *a, int l, 
     memset(dxn2, 0, (size_t)TH * sizeof *dxn2);
     float *xn2 = a->xn;
     tn_rmsnorm_forward(xn2, a->ws, sl[TN_SLOT_X_MID], v.norm2, T, H, eps, one_plus); /* rebuild; a->ws gets a copy of rstd */
-    linear_backward(dxn2, dg, xn2, v.w[TN_MOD_GATE], T, H, F, lora, lora_mod(lora, l, TN_MOD_GATE), xa_slot(lora, xa, l, TN_MOD_GATE, T), tmp, want_grads, a->dropped);
-    linear_backward(dxn2, dh, xn2, v.w[TN_MOD_UP], T, H, F, lora, lora_mod(lora, l, TN_MOD_UP), xa_slot(lora, xa, l, TN_MOD_UP, T), tmp, want_grads, a->dropped);
-    tn_rmsnorm_backward(dres, NULL, dxn2, sl[TN_SLOT_X_MID], v.norm2, sl[TN_SLOT_NORM2_RSTD], T, H, one_plus);
+    linear_backward(dxn2, v.dw[TN_MOD_GATE], v.dbias[TN_MOD_GATE], dg, xn2, v.w[TN_MOD_GATE], T, H, F, lora, lora_mod(lora, l, TN_MOD_GATE), xa_slot(lora, xa, l, TN_MOD_GATE, T), tmp, want_grads, a->dropped);
+    linear_backward(dxn2, v.dw[TN_MOD_UP], v.dbias[TN_MOD_UP], dh, xn2, v.w[TN_MOD_UP], T, H, F, lora, lora_mod(lora, l, TN_MOD_UP), xa_slot(lora, xa, l, TN_MOD_UP, T), tmp, want_grads, a->dropped);
+    tn_rmsnorm_backward(dres, want_grads ? v.dnorm2 : NULL, dxn2, sl[TN_SLOT_X_MID], v.norm2, sl[TN_SLOT_NORM2_RSTD], T, H, one_plus);
 
     /* Attention branch: mid = x + rm·post(o). */
     for (int64_t i = 0; i < TH; i++) dbranch[i] = rm * dres[i];
     float *do_ = dbranch;
     if (s->family->sandwich_norms) {
         memset(dpre, 0, (size_t)TH * sizeof *dpre);
-        tn_rmsnorm_backward(dpre, NULL, dbranch, sl[TN_SLOT_MIXER_BRANCH], v.post_mixer, sl[TN_SLOT_MIXER_POST_RSTD], T, H, one_plus);
+        tn_rmsnorm_backward(dpre, want_grads ? v.dpost_mixer : NULL, dbranch, sl[TN_SLOT_MIXER_BRANCH], v.post_mixer, sl[TN_SLOT_MIXER_POST_RSTD], T, H, one_plus);
         do_ = dpre;
     }
     float *datt = a->dbig, *dq = datt + (int64_t)T * Q, *dk = dq + (int64_t)T * Q, *dv = dk + (int64_t)T * KV;
     memset(datt, 0, (size_t)T * (2 * Q + 2 * KV) * sizeof *datt);
-    linear_backward(datt, do_, sl[TN_SLOT_ATT], v.w[TN_MOD_O], T, Q, H, lora, lora_mod(lora, l, TN_MOD_O), xa_slot(lora, xa, l, TN_MOD_O, T), tmp, want_grads, a->dropped);
+    linear_backward(datt, v.dw[TN_MOD_O], v.dbias[TN_MOD_O], do_, sl[TN_SLOT_ATT], v.w[TN_MOD_O], T, Q, H, lora, lora_mod(lora, l, TN_MOD_O), xa_slot(lora, xa, l, TN_MOD_O, T), tmp, want_grads, a->dropped);
     tn_attention_backward(dq, dk, dv, datt, sl[TN_SLOT_ATT], sl[TN_SLOT_LSE], sl[TN_SLOT_Q], sl[TN_SLOT_K], sl[TN_SLOT_V], d->B, d->S,
                           (int)s->n_heads, (int)s->n_kv_heads, (int)s->head_dim, attention_scale(s),
                           s->family->softcaps ? (float)s->attn_softcap : 0.0f, layer_window(s, l));
@@ -357,10 +357,10 @@ static int layer_backward(tn_model *m, tn_lora *lora, tn_activations *a, int l, 
     tn_rmsnorm_forward(xn, a->ws, sl[TN_SLOT_X], v.norm1, T, H, eps, one_plus);
     float *dxn = dbranch;
     memset(dxn, 0, (size_t)TH * sizeof *dxn);
-    linear_backward(dxn, dq, xn, v.w[TN_MOD_Q], T, H, Q, lora, lora_mod(lora, l, TN_MOD_Q), xa_slot(lora, xa, l, TN_MOD_Q, T), tmp, want_grads, a->dropped);
-    linear_backward(dxn, dk, xn, v.w[TN_MOD_K], T, H, KV, lora, lora_mod(lora, l, TN_MOD_K), xa_slot(lora, xa, l, TN_MOD_K, T), tmp, want_grads, a->dropped);
-    linear_backward(dxn, dv, xn, v.w[TN_MOD_V], T, H, KV, lora, lora_mod(lora, l, TN_MOD_V), xa_slot(lora, xa, l, TN_MOD_V, T), tmp, want_grads, a->dropped);
-    tn_rmsnorm_backward(dres, NULL, dxn, sl[TN_SLOT_X], v.norm1, sl[TN_SLOT_NORM1_RSTD], T, H, one_plus);
+    linear_backward(dxn, v.dw[TN_MOD_Q], v.dbias[TN_MOD_Q], dq, xn, v.w[TN_MOD_Q], T, H, Q, lora, lora_mod(lora, l, TN_MOD_Q), xa_slot(lora, xa, l, TN_MOD_Q, T), tmp, want_grads, a->dropped);
+    linear_backward(dxn, v.dw[TN_MOD_K], v.dbias[TN_MOD_K], dk, xn, v.w[TN_MOD_K], T, H, KV, lora, lora_mod(lora, l, TN_MOD_K), xa_slot(lora, xa, l, TN_MOD_K, T), tmp, want_grads, a->dropped);
+    linear_backward(dxn, v.dw[TN_MOD_V], v.dbias[TN_MOD_V], dv, xn, v.w[TN_MOD_V], T, H, KV, lora, lora_mod(lora, l, TN_MOD_V), xa_slot(lora, xa, l, TN_MOD_V, T), tmp, want_grads, a->dropped);
+    tn_rmsnorm_backward(dres, want_grads ? v.dnorm1 : NULL, dxn, sl[TN_SLOT_X], v.norm1, sl[TN_SLOT_NORM1_RSTD], T, H, one_plus);
     return 0;
 }
 
@@ -464,11 +464,11 @@ double tn_model_step(tn_model *m, tn_lora *lora, tn_activations *a, const int32_
             float inv = (float)(1.0 / s->logits_scaling);
             for (int64_t i = 0; i < (int64_t)rows * V; i++) buf[i] *= inv;
         }
-        tn_matmul_backward(dxf + (int64_t)r0 * H, NULL, NULL, buf, a->final_norm_out + (int64_t)r0 * H, m->head_view, rows, H, V);
+        tn_matmul_backward(dxf + (int64_t)r0 * H, m->dhead, NULL, buf, a->final_norm_out + (int64_t)r0 * H, m->head_view, rows, H, V);
     }
     if (want_grads) {
         memset(a->dres, 0, (size_t)T * H * sizeof *a->dres);
-        tn_rmsnorm_backward(a->dres, NULL, dxf, a->slot[L][TN_SLOT_X], m->final_norm, a->final_rstd, T, H,
+        tn_rmsnorm_backward(a->dres, m->dfinal_norm, dxf, a->slot[L][TN_SLOT_X], m->final_norm, a->final_rstd, T, H,
                             s->family->norm == TN_NORM_RMS_ONE_PLUS);
         for (int l = L - 1; l >= 0; l--) {
             if (a->grad_checkpoint && layer_forward(m, lora, a, l, &d) != 0) {
@@ -479,7 +479,10 @@ double tn_model_step(tn_model *m, tn_lora *lora, tn_activations *a, const int32_
                 free(pos);
                 return NAN;
             }
+            if (m->master && l <= m->first_trained) break; /* nothing below is trained */
         }
+        /* dres is now dL/d(embedded input) when every layer ran backward */
+        if (m->dembed) tn_embedding_backward(m->dembed, a->dres, ids, T, H, m->embed_scale);
     }
     free(pos);
     return loss;

@@ -9,7 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/safetensors_write.h"
+#include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/platform.h"
 #include "util/rng.h"
 
 const char *const tn_module_names[TN_MOD_COUNT] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
@@ -203,7 +206,107 @@ fail:
     return -1;
 }
 
+static float *master_of(const tn_model *m, const char *name, int grad) {
+    const tn_tensor_info *t = tn_safetensors_find(&m->st, name);
+    if (!t || !m->master) return NULL;
+    return (grad ? m->master_grad : m->master) + m->master_off[t - m->st.tensors];
+}
+
+int tn_model_make_trainable(tn_model *m, int layers) {
+    const tn_spec *s = &m->spec;
+    int L = (int)s->n_layers;
+    m->first_trained = (layers < 0 || layers >= L) ? 0 : L - layers;
+    m->master_off = tn_malloc((size_t)m->st.n_tensors * sizeof *m->master_off, "master offsets");
+    if (!m->master_off) return -1;
+    int64_t n = 0;
+    for (int i = 0; i < m->st.n_tensors; i++) m->master_off[i] = n, n += (int64_t)m->st.tensors[i].n_elements;
+    m->n_master = n;
+    m->master = tn_malloc((size_t)n * sizeof(float), "fp32 master weights");
+    m->master_grad = tn_calloc((size_t)n, sizeof(float), "weight gradients");
+    if (!m->master || !m->master_grad) return -1;
+    for (int i = 0; i < m->st.n_tensors; i++)
+        if (convert_to_f32(m, &m->st.tensors[i], m->master + m->master_off[i])) return -1;
+    /* Every view now points into the master copy. */
+    small_index *ix = small_of(m);
+    char name[512];
+    static const char *const norms[2][4] = {
+        {"input_layernorm", "post_attention_layernorm", NULL, NULL},
+        {"input_layernorm", "pre_feedforward_layernorm", "post_attention_layernorm", "post_feedforward_layernorm"},
+    };
+    for (int l = 0; l < L; l++) {
+        for (int k = 0; k < 4; k++) {
+            if (!norms[s->family->sandwich_norms][k]) continue;
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, norms[s->family->sandwich_norms][k]);
+            ix->p[l][k] = master_of(m, name, 0);
+        }
+        for (int k = 0; k < TN_MOD_COUNT; k++) {
+            snprintf(name, sizeof name, "model.layers.%d.%s.bias", l, module_paths[k]);
+            if (ix->p[l][SMALL_BIAS0 + k]) ix->p[l][SMALL_BIAS0 + k] = master_of(m, name, 0);
+        }
+    }
+    m->final_norm = master_of(m, "model.norm.weight", 0);
+    free(m->embed_copy), m->embed_copy = NULL;
+    free(m->head), m->head = NULL;
+    m->embed_view = master_of(m, "model.embed_tokens.weight", 0);
+    m->head_view = s->tied_embeddings ? m->embed_view : master_of(m, "lm_head.weight", 0);
+    if (m->first_trained == 0) {
+        m->dembed = master_of(m, "model.embed_tokens.weight", 1);
+        m->dhead = s->tied_embeddings ? m->dembed : master_of(m, "lm_head.weight", 1);
+        m->dfinal_norm = master_of(m, "model.norm.weight", 1);
+    }
+    return 0;
+}
+
+typedef struct {
+    const tn_model *m;
+    tn_dtype dtype;
+} save_ctx;
+
+static int fill_weight(void *vctx, int i, void *buf, uint64_t n_bytes) {
+    const save_ctx *c = vctx;
+    const tn_model *m = c->m;
+    const tn_tensor_info *t = &m->st.tensors[i];
+    for (uint64_t e = 0; e < t->n_elements; e++) {
+        float v = m->master[m->master_off[i] + (int64_t)e];
+        if (c->dtype == TN_DTYPE_F32) ((float *)buf)[e] = v;
+        else if (c->dtype == TN_DTYPE_BF16) ((uint16_t *)buf)[e] = tn_f32_to_bf16(v);
+        else ((uint16_t *)buf)[e] = tn_f32_to_f16(v);
+    }
+    (void)n_bytes;
+    return 0;
+}
+
+int tn_model_save(const tn_model *m, const char *dir, tn_dtype dtype) {
+    if (!m->master) return tn_fail("%s: no trained weights to save", m->path);
+    if (tn_make_dirs(dir) != 0) return -1;
+    tn_tensor_desc *d = tn_calloc((size_t)m->st.n_tensors, sizeof *d, "tensor list");
+    if (!d) return -1;
+    for (int i = 0; i < m->st.n_tensors; i++) {
+        const tn_tensor_info *t = &m->st.tensors[i];
+        d[i].name = t->name;
+        d[i].dtype = dtype;
+        d[i].n_dims = t->n_dims;
+        memcpy(d[i].shape, t->shape, sizeof d[i].shape);
+    }
+    save_ctx c = {m, dtype};
+    int rc = tn_safetensors_write(dir, "model", d, m->st.n_tensors, 5000000000ull, "{\"format\":\"pt\"}", fill_weight, &c);
+    free(d);
+    if (rc) return rc;
+    char src[4200], dst[4200];
+    snprintf(src, sizeof src, "%s/config.json", m->path);
+    snprintf(dst, sizeof dst, "%s/config.json", dir);
+    size_t n = 0;
+    char *text = tn_read_file(src, 16u << 20, &n);
+    if (!text) return -1;
+    rc = tn_write_file_atomic(dst, text, n);
+    free(text);
+    return rc;
+}
+
 void tn_model_close(tn_model *m) {
+    free(m->master);
+    free(m->master_grad);
+    free(m->master_off);
     tn_rope_table_free(&m->rope);
     free(m->head);
     free(m->embed_copy);
@@ -222,6 +325,28 @@ int tn_model_layer_view(tn_model *m, int l, tn_layer_view *v) {
     v->post_mlp = ix->p[l][SMALL_POST_MLP];
     float *ws = m->layer_ws;
     char name[512];
+    if (m->master) {
+        int trained = l >= m->first_trained;
+        static const char *const norms[2][4] = {
+            {"input_layernorm", "post_attention_layernorm", NULL, NULL},
+            {"input_layernorm", "pre_feedforward_layernorm", "post_attention_layernorm", "post_feedforward_layernorm"},
+        };
+        float **dn[4] = {&v->dnorm1, &v->dnorm2, &v->dpost_mixer, &v->dpost_mlp};
+        for (int k = 0; k < 4 && trained; k++) {
+            if (!norms[m->spec.family->sandwich_norms][k]) continue;
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, norms[m->spec.family->sandwich_norms][k]);
+            *dn[k] = master_of(m, name, 1);
+        }
+        for (int k = 0; k < TN_MOD_COUNT; k++) {
+            v->bias[k] = ix->p[l][SMALL_BIAS0 + k];
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, module_paths[k]);
+            v->w[k] = master_of(m, name, 0);
+            if (trained) v->dw[k] = master_of(m, name, 1);
+            snprintf(name, sizeof name, "model.layers.%d.%s.bias", l, module_paths[k]);
+            if (trained && v->bias[k]) v->dbias[k] = master_of(m, name, 1);
+        }
+        return 0;
+    }
     for (int k = 0; k < TN_MOD_COUNT; k++) {
         v->bias[k] = ix->p[l][SMALL_BIAS0 + k];
         snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, module_paths[k]);

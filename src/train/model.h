@@ -42,10 +42,14 @@ typedef struct {
     int training;              /* dropout applies only while training */
 } tn_lora;
 
-/* fp32 views of one layer's weights (into the mapping or a workspace). */
+/* fp32 views of one layer's weights (into the mapping, a workspace, or the
+ * master copy of full fine-tuning) and, when the layer is trained whole,
+ * of their gradients (NULL otherwise). */
 typedef struct {
     const float *w[TN_MOD_COUNT], *bias[TN_MOD_COUNT];
     const float *norm1, *norm2, *post_mixer, *post_mlp;
+    float *dw[TN_MOD_COUNT], *dbias[TN_MOD_COUNT];
+    float *dnorm1, *dnorm2, *dpost_mixer, *dpost_mlp;
 } tn_layer_view;
 
 typedef struct {
@@ -62,7 +66,22 @@ typedef struct {
     float *layer_ws;   /* fp32 workspace for one layer's matrices (16-bit checkpoints) */
     int64_t layer_ws_elems;
     float embed_scale;
+    /* Full fine-tuning: every tensor in fp32 (the master copy), its
+     * gradient, and the first layer trained (embeddings, final norm and head
+     * are trained when all layers are). NULL master: weights are frozen. */
+    float *master, *master_grad;
+    int64_t n_master;
+    int64_t *master_off; /* [st.n_tensors] offset of each tensor in master */
+    int first_trained;
+    float *dembed, *dhead, *dfinal_norm;
 } tn_model;
+
+/* Makes the weights trainable for full fine-tuning of the last `layers`
+ * layers (-1 = all, embeddings and head included). */
+int tn_model_make_trainable(tn_model *m, int layers);
+/* Writes the (trained) weights as a Hugging Face folder: config.json and
+ * model.safetensors in `dtype`, atomically. */
+int tn_model_save(const tn_model *m, const char *dir, tn_dtype dtype);
 
 /* Opens a model folder: config, safetensors (checked against the family's
  * table), rope table for max_seq positions. Fails for families whose
