@@ -89,7 +89,7 @@ static int save_checkpoint(const tn_train_options *o, const tn_model *m, const t
     snprintf(dir, sizeof dir, "%s/checkpoints/%07lld", o->out, (long long)step);
     snprintf(tmp, sizeof tmp, "%s.tmp", dir);
     remove_tree(tmp);
-    if (tn_adapter_save(lora, m, tmp, o->model) != 0) return -1;
+    if (lora ? tn_adapter_save(lora, m, tmp, o->model) != 0 : tn_model_save(m, tmp, TN_DTYPE_F32) != 0) return -1;
     tn_tensor_desc d[2] = {{"exp_avg", TN_DTYPE_F32, 1, {opt->n}}, {"exp_avg_sq", TN_DTYPE_F32, 1, {opt->n}}};
     opt_ctx oc = {opt->m, opt->v};
     if (tn_safetensors_write(tmp, "optimizer", d, 2, UINT64_MAX, NULL, fill_opt, &oc) != 0) return -1;
@@ -149,6 +149,46 @@ static int load_checkpoint(const char *dir, const tn_model *m, tn_lora *lora, tn
     return 0;
 }
 
+/* A full fine-tuning checkpoint: fp32 weights (model.safetensors), the
+ * moments and the state. */
+static int load_full_checkpoint(const char *dir, tn_model *m, tn_adamw *opt, const tn_train_options *o, int64_t *step, int64_t *micro,
+                                int *bad_steps) {
+    char path[4200];
+    tn_safetensors ws, os;
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (tn_safetensors_open(path, &ws) != 0) return -1;
+    for (int i = 0; i < m->st.n_tensors; i++) {
+        const tn_tensor_info *t = tn_safetensors_find(&ws, m->st.tensors[i].name);
+        if (!t || t->dtype != TN_DTYPE_F32 || t->n_elements != m->st.tensors[i].n_elements) {
+            tn_safetensors_close(&ws);
+            return tn_fail("%s: tensor %s missing or not the F32 tensor of this model", path, m->st.tensors[i].name);
+        }
+        memcpy(m->master + m->master_off[i], tn_safetensors_data(&ws, t), t->n_bytes);
+    }
+    tn_safetensors_close(&ws);
+    snprintf(path, sizeof path, "%s/state.json", dir);
+    cJSON *st = tn_json_parse_file(path, 1 << 20);
+    if (!st) return -1;
+    int64_t s, mb, bad = 0;
+    int rc = tn_json_int(st, "step", path, &s) || tn_json_int(st, "micro_batches", path, &mb) || tn_json_opt_int(st, "bad_steps", path, &bad) < 0;
+    cJSON_Delete(st);
+    if (rc) return -1;
+    snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
+    if (tn_safetensors_open(path, &os) != 0) return -1;
+    const tn_tensor_info *tm = tn_safetensors_find(&os, "exp_avg"), *tv = tn_safetensors_find(&os, "exp_avg_sq");
+    if (!tm || !tv || tm->n_elements != (uint64_t)opt->n || tv->n_elements != (uint64_t)opt->n) {
+        tn_safetensors_close(&os);
+        return tn_fail("%s: expected exp_avg and exp_avg_sq of %lld elements", path, (long long)opt->n);
+    }
+    memcpy(opt->m, tn_safetensors_data(&os, tm), tm->n_bytes);
+    memcpy(opt->v, tn_safetensors_data(&os, tv), tv->n_bytes);
+    tn_safetensors_close(&os);
+    opt->step = s;
+    *step = s, *micro = mb, *bad_steps = (int)bad;
+    (void)o;
+    return 0;
+}
+
 /* ---- the loop ------------------------------------------------------------ */
 
 typedef struct {
@@ -182,7 +222,6 @@ static int log_line(FILE *f, const char *fmt, ...) {
 }
 
 int tn_train_run(const tn_train_options *o, tn_batch_source *src) {
-    if (o->full) return tn_fail("--fine-tune-type full: full fine-tuning is not implemented in this build yet");
     int64_t nb_train = src->n_batches(src->ctx, TN_SPLIT_TRAIN);
     if (nb_train <= 0) return tn_fail("%s: no training batches", o->model);
     int64_t iters = o->iters;
@@ -202,7 +241,7 @@ int tn_train_run(const tn_train_options *o, tn_batch_source *src) {
     if (tn_model_open(o->model, max_seq, &m) != 0) return -1;
     tn_dtype stored = spec.dtype;
     if (m.st.n_tensors) stored = m.st.tensors[0].dtype;
-    tn_plan_make(&spec, stored, &ps, TN_PLAN_LORA, &plan);
+    tn_plan_make(&spec, stored, &ps, o->full ? TN_PLAN_FULL : TN_PLAN_LORA, &plan);
     char g1[32], g2[32];
     if (o->budget && plan.total > o->budget) {
         tn_model_close(&m);
@@ -217,7 +256,21 @@ int tn_train_run(const tn_train_options *o, tn_batch_source *src) {
     memset(&opt, 0, sizeof opt);
     int64_t step = 0, micro = 0;
     int bad_steps = 0, rc = -1;
-    if (o->resume) {
+    memset(&lora, 0, sizeof lora);
+    if (o->full) {
+        if (o->init_adapter) {
+            tn_model_close(&m);
+            return tn_fail("--init-adapter applies to LoRA training, not --fine-tune-type full");
+        }
+        if (tn_model_make_trainable(&m, o->layers) != 0 || tn_adamw_init(&opt, m.n_master, o->lr, o->weight_decay) != 0) {
+            tn_model_close(&m);
+            return -1;
+        }
+        if (o->resume && load_full_checkpoint(o->resume, &m, &opt, o, &step, &micro, &bad_steps) != 0) {
+            tn_model_close(&m);
+            return tn_fail_prefix("--resume %s", o->resume);
+        }
+    } else if (o->resume) {
         if (load_checkpoint(o->resume, &m, &lora, &opt, o, &step, &micro, &bad_steps) != 0) {
             tn_model_close(&m);
             return tn_fail_prefix("--resume %s", o->resume);
@@ -236,7 +289,11 @@ int tn_train_run(const tn_train_options *o, tn_batch_source *src) {
     }
     tn_activations a;
     tn_plan_settings as = {.seq = max_seq, .batch = src->max_batch, .grad_checkpoint = o->grad_checkpoint};
-    if (tn_activations_alloc(&a, &m, &lora, &as) != 0) goto out_lora;
+    if (tn_activations_alloc(&a, &m, o->full ? NULL : &lora, &as) != 0) goto out_lora;
+    /* What the optimizer updates: the LoRA matrices, or every weight. */
+    float *params = o->full ? m.master : lora.params, *grads = o->full ? m.master_grad : lora.grads;
+    int64_t n_params = o->full ? m.n_master : lora.n_params;
+    tn_lora *lp = o->full ? NULL : &lora;
     if (tn_make_dirs(o->out) != 0) goto out_acts;
     char path[4200];
     snprintf(path, sizeof path, "%s/log.jsonl", o->out);
@@ -247,16 +304,20 @@ int tn_train_run(const tn_train_options *o, tn_batch_source *src) {
     }
     tn_schedule sched = {o->schedule, o->lr, o->warmup, iters, o->min_lr};
     series tr = {0}, va = {0};
-    fprintf(stderr, "tune train: %s, %s LoRA rank %d (alpha %g) on %d modules, %lld parameters; %lld steps of %d x %d batches (x%d "
-                    "accumulation); plan %s\n",
-            o->model, spec.model_type, lora.rank, lora.alpha, lora.n, (long long)lora.n_params, (long long)iters, src->max_batch, max_seq,
-            o->grad_accum, tn_format_gib(plan.total, g1, sizeof g1));
+    if (o->full)
+        fprintf(stderr, "tune train: %s, %s full fine-tuning of %s layers, %lld parameters", o->model, spec.model_type,
+                m.first_trained ? "the last" : "all", (long long)n_params);
+    else
+        fprintf(stderr, "tune train: %s, %s LoRA rank %d (alpha %g) on %d modules, %lld parameters", o->model, spec.model_type, lora.rank,
+                lora.alpha, lora.n, (long long)n_params);
+    fprintf(stderr, "; %lld steps of %d x %d batches (x%d accumulation); plan %s\n", (long long)iters, src->max_batch, max_seq, o->grad_accum,
+            tn_format_gib(plan.total, g1, sizeof g1));
     tn_progress bar;
     tn_progress_start(&bar, "train", iters);
     double t0 = tn_seconds(), tokens_total = 0;
     lora.training = 1;
     while (step < iters) {
-        memset(lora.grads, 0, (size_t)lora.n_params * sizeof *lora.grads);
+        memset(grads, 0, (size_t)n_params * sizeof *grads);
         double loss_sum = 0;
         int64_t counted = 0, tokens = 0;
         double ts = tn_seconds();
@@ -268,14 +329,14 @@ int tn_train_run(const tn_train_options *o, tn_batch_source *src) {
             int64_t c = 0;
             /* Gradients are summed (scale 1) and divided by the tokens of
              * all micro-batches, so accumulation equals one large batch. */
-            loss_sum += tn_model_step(&m, &lora, &a, b.ids, b.labels, 1, 1.0, &c);
+            loss_sum += tn_model_step(&m, lp, &a, b.ids, b.labels, 1, 1.0, &c);
             counted += c;
             tokens += (int64_t)b.B * b.S;
         }
         double loss = counted ? loss_sum / (double)counted : NAN;
         if (counted)
-            for (int64_t i = 0; i < lora.n_params; i++) lora.grads[i] /= (float)counted;
-        double norm = tn_clip_grad_norm(lora.grads, lora.n_params, o->clip);
+            for (int64_t i = 0; i < n_params; i++) grads[i] /= (float)counted;
+        double norm = tn_clip_grad_norm(grads, n_params, o->clip);
         double lr = tn_schedule_lr(&sched, step);
         if (!isfinite(loss) || !isfinite(norm)) {
             bad_steps++;
@@ -288,7 +349,7 @@ int tn_train_run(const tn_train_options *o, tn_batch_source *src) {
             step++;
             continue;
         }
-        tn_adamw_update(&opt, lora.params, lora.grads, lr);
+        tn_adamw_update(&opt, params, grads, lr);
         step++;
         double now = tn_seconds();
         tokens_total += (double)tokens;
@@ -301,22 +362,22 @@ int tn_train_run(const tn_train_options *o, tn_batch_source *src) {
         tn_progress_update(&bar, step, "tok/s", tokens_total / (now - t0), extra);
         if (o->val_every > 0 && (step % o->val_every == 0 || step == iters) && src->n_batches(src->ctx, TN_SPLIT_VALID) > 0) {
             double vl;
-            if (tn_evaluate(&m, &lora, &a, src, TN_SPLIT_VALID, o->val_batches, &vl, NULL) != 0) goto out_log;
+            if (tn_evaluate(&m, lp, &a, src, TN_SPLIT_VALID, o->val_batches, &vl, NULL) != 0) goto out_log;
             series_add(&va, step, vl);
             log_line(log, "{\"step\": %lld, \"val_loss\": %.6f}", (long long)step, vl);
             if (!bar.tty) fprintf(stderr, "step %lld: validation loss %.4f\n", (long long)step, vl);
         }
         if ((o->save_every > 0 && step % o->save_every == 0) || step == iters) {
-            if (save_checkpoint(o, &m, &lora, &opt, step, micro, bad_steps, NULL, 0) != 0) goto out_log;
-            if (tn_adapter_save(&lora, &m, o->out, o->model) != 0) goto out_log;
+            if (save_checkpoint(o, &m, lp, &opt, step, micro, bad_steps, NULL, 0) != 0) goto out_log;
+            if (o->full ? tn_model_save(&m, o->out, stored) != 0 : tn_adapter_save(&lora, &m, o->out, o->model) != 0) goto out_log;
         }
     }
     tn_progress_finish(&bar);
     snprintf(path, sizeof path, "%s/loss.svg", o->out);
     if (tn_loss_plot_svg(path, tr.steps, tr.loss, tr.n, va.steps, va.loss, va.n, "tune train: loss") != 0) goto out_log;
-    fprintf(stderr, "tune train: done, %lld steps in %.1f s; adapter in %s/ (adapter_model.safetensors, adapter_config.json), log.jsonl, "
-                    "loss.svg, checkpoints/\n",
-            (long long)step, tn_seconds() - t0, o->out);
+    fprintf(stderr, "tune train: done, %lld steps in %.1f s; %s in %s/, with log.jsonl, loss.svg and checkpoints/\n", (long long)step,
+            tn_seconds() - t0, o->full ? "the model (config.json, model.safetensors)" : "the adapter (adapter_model.safetensors, adapter_config.json)",
+            o->out);
     fprintf(stderr, "tune train: peak memory: predicted %s (plan), measured %s (rss)\n", tn_format_gib(plan.total, g1, sizeof g1),
             tn_format_gib(tn_peak_rss(), g2, sizeof g2));
     rc = 0;

@@ -29,7 +29,7 @@ static int failures;
 
 static void check(const char *what, double value, double tol) {
     int bad = !(value <= tol);
-    printf("  %-72s %.3e (tolerance %.0e)%s\n", what, value, tol, bad ? "  FAILED" : "");
+    printf("  %-72s %.3e (tolerance %.1e)%s\n", what, value, tol, bad ? "  FAILED" : "");
     if (bad) failures++;
 }
 
