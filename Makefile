@@ -85,3 +85,14 @@ clean:
 	rm -rf build tune
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# `make bench-train MODEL=DIR`: LoRA step speed and memory of the CPU engine
+# (bench/train_bench.c) on a model folder, e.g. one made by
+# `./tune init qwen2.5-0.5b-instruct --out /tmp/qwen05`.
+build/release/bench/train_bench: bench/train_bench.c $(REL_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(OMP) -o $@ $< $(REL_OBJS) $(LIBS)
+
+.PHONY: bench-train
+bench-train: build/release/bench/train_bench
+	build/release/bench/train_bench $(MODEL) 512 1 3

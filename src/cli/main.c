@@ -15,6 +15,7 @@ static const command commands[] = {
     {"check", cmd_check, "compatibility and memory plan, from config.json and tensor headers"},
     {"init", cmd_init, "write a randomly initialised checkpoint of a preset or config"},
     {"demo", cmd_demo, "run the pipeline on the embedded tiny model"},
+    {"template", cmd_template, "a model's chat template applied to messages, as transformers renders it"},
     {"tokenize", cmd_tokenize, "text on stdin -> token ids, as Hugging Face tokenizers gives them"},
     {"detokenize", cmd_detokenize, "token ids on stdin -> text"},
 };
