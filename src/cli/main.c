@@ -18,6 +18,7 @@ static const command commands[] = {
     {"template", cmd_template, "a model's chat template applied to messages, as transformers renders it"},
     {"tokenize", cmd_tokenize, "text on stdin -> token ids, as Hugging Face tokenizers gives them"},
     {"detokenize", cmd_detokenize, "token ids on stdin -> text"},
+    {"data", cmd_data, "dataset report: formats, token lengths, masking, padding, problems"},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 
