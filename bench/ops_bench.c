@@ -8,6 +8,8 @@
  *      2 kv heads, hd 64 (Qwen2.5-0.5B), causal, then with a window and a
  *      soft-cap (Gemma 2's options).
  *   3. Cross-entropy on a chunk of 64 rows of a 151936 vocabulary.
+ *   4. The other per-layer operations at the same shapes (T = 512, C = 896,
+ *      MLP 4864): rmsnorm, rope on q, SwiGLU, each forward + backward.
  *
  * Each figure is the median of several runs after a warm-up. */
 #include <cblas.h>
@@ -123,6 +125,56 @@ static void bench_cross_entropy(int rows, int V, tn_rng *r) {
     free(logits0), free(logits), free(labels);
 }
 
+/* ---- the other operations of a layer -------------------------------------- */
+
+static double median_ms(double *t) {
+    qsort(t, REPS, sizeof *t, cmp_double);
+    return t[REPS / 2] * 1e3;
+}
+
+static void bench_layer_ops(int T, int C, int F, int nh, int hd, tn_rng *r) {
+    double t[REPS];
+    /* rmsnorm */
+    float *x = randn((size_t)T * C, 1, r), *w = randn(C, 1, r), *dy = randn((size_t)T * C, 1, r);
+    float *y = malloc((size_t)T * C * sizeof *y), *rstd = malloc(T * sizeof *rstd);
+    float *dx = calloc((size_t)T * C, sizeof *dx), *dw = calloc(C, sizeof *dw);
+    for (int rep = -1; rep < REPS; rep++) {
+        double t0 = now();
+        tn_rmsnorm_forward(y, rstd, x, w, T, C, 1e-6f, 0);
+        tn_rmsnorm_backward(dx, dw, dy, x, w, rstd, T, C, 0);
+        if (rep >= 0) t[rep] = now() - t0;
+    }
+    printf("  rmsnorm  T=%d C=%d: %.3f ms\n", T, C, median_ms(t));
+    /* rope on q */
+    tn_rope_params p = {.theta = 1000000, .scaling = TN_ROPE_SCALE_NONE};
+    tn_rope_table rt;
+    if (tn_rope_table_init(&rt, T, hd, &p)) exit(1);
+    int32_t *pos = malloc(T * sizeof *pos);
+    for (int i = 0; i < T; i++) pos[i] = i;
+    float *qx = randn((size_t)T * nh * hd, 1, r);
+    for (int rep = -1; rep < REPS; rep++) {
+        double t0 = now();
+        tn_rope_forward(qx, &rt, pos, T, nh, hd);
+        tn_rope_backward(qx, &rt, pos, T, nh, hd);
+        if (rep >= 0) t[rep] = now() - t0;
+    }
+    printf("  rope     T=%d heads=%d hd=%d: %.3f ms\n", T, nh, hd, median_ms(t));
+    tn_rope_table_free(&rt);
+    /* swiglu */
+    size_t n = (size_t)T * F;
+    float *g = randn(n, 1, r), *u = randn(n, 1, r), *dh = randn(n, 1, r), *h = malloc(n * sizeof *h);
+    float *dg = calloc(n, sizeof *dg), *du = calloc(n, sizeof *du);
+    for (int rep = -1; rep < REPS; rep++) {
+        double t0 = now();
+        tn_swiglu_forward(h, g, u, (int64_t)n);
+        tn_swiglu_backward(dg, du, dh, g, u, (int64_t)n);
+        if (rep >= 0) t[rep] = now() - t0;
+    }
+    printf("  swiglu   n=%zu: %.3f ms\n", n, median_ms(t));
+    free(x), free(w), free(dy), free(y), free(rstd), free(dx), free(dw), free(pos), free(qx);
+    free(g), free(u), free(dh), free(h), free(dg), free(du);
+}
+
 int main(void) {
     tn_rng r;
     tn_rng_seed(&r, 1, 1);
@@ -138,5 +190,7 @@ int main(void) {
     bench_attention(1, 512, 14, 2, 64, 50, 256, &r);
     printf("cross-entropy (tn_cross_entropy_forward_backward):\n");
     bench_cross_entropy(64, 151936, &r);
+    printf("other layer operations, forward + backward:\n");
+    bench_layer_ops(512, 896, 4864, 14, 64, &r);
     return 0;
 }

@@ -91,7 +91,12 @@ void tn_rope_inv_freq(double *inv_freq, int head_dim, const tn_rope_params *p);
      * caller's ops); on exit the gradient grad_scale·(softmax − onehot) for rows whose label ≠ TN_IGNORE_INDEX,      \
      * zero for ignored rows. Returns Σ over counted rows of −log softmax[label]; *counted gets their number. */       \
     double tn_cross_entropy_forward_backward##sfx(real *logits, const int32_t *labels, int rows, int V,             \
-                                                  real grad_scale, int *counted);
+                                                  real grad_scale, int *counted);                                 \
+    /* The same behind a soft-cap (Gemma 2's final logits), fused: on entry raw logits z; the loss is taken on        \
+     * s = c·tanh(z/c), and on exit the buffer holds the gradient with respect to z,                                 \
+     * grad_scale·(softmax(s) − onehot)·(1 − (s/c)²), so no copy of the capped chunk is needed. softcap ≤ 0: no cap. */ \
+    double tn_cross_entropy_softcap_forward_backward##sfx(real *logits, const int32_t *labels, int rows, int V,     \
+                                                          real softcap, real grad_scale, int *counted);
 
 TN_OPS_DECLARE(float, )
 TN_OPS_DECLARE(double, _d)

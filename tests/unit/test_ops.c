@@ -556,13 +556,65 @@ static void test_cross_entropy(void **state) {
     free(c.logits), free(c.work), free(grad), free(lf);
 }
 
+/* The fused soft-capped loss: gradient with respect to the raw logits by
+ * finite differences, and the same values as soft-cap, loss, soft-cap
+ * backward done one after the other. */
+typedef struct {
+    double *logits, *work, cap;
+    const int32_t *labels;
+    int rows, V;
+} ce_cap_ctx;
+
+static void ce_cap_fwd(void *p, double *loss) {
+    ce_cap_ctx *c = p;
+    memcpy(c->work, c->logits, (size_t)c->rows * c->V * sizeof(double));
+    *loss = tn_cross_entropy_softcap_forward_backward_d(c->work, c->labels, c->rows, c->V, c->cap, 1, NULL);
+}
+
+static void test_cross_entropy_softcap(void **state) {
+    enum { ROWS = 5, V = 9, N = ROWS * V };
+    int32_t labels[ROWS] = {8, 0, TN_IGNORE_INDEX, 4, 4};
+    ce_cap_ctx c = {randn(N, 6), zeros(N), 5, labels, ROWS, V}; /* |z| up to ~20: well into the cap */
+    double grad_scale = 0.61;
+    double *grad = copy_d(c.logits, N);
+    int counted = -1;
+    double loss = tn_cross_entropy_softcap_forward_backward_d(grad, labels, ROWS, V, c.cap, grad_scale, &counted);
+    assert_int_equal(counted, 4);
+    for (int v = 0; v < V; v++) assert_true(grad[2 * V + v] == 0);
+    double dy = grad_scale;
+    fd_check("cross-entropy (softcap 5)", "logits", ce_cap_fwd, &c, c.logits, N, grad, &dy, 1);
+
+    /* Unfused: cap, plain loss in place, then the cap's backward into a zeroed buffer. */
+    double *capped = zeros(N), *dz = zeros(N);
+    tn_softcap_forward_d(capped, c.logits, c.cap, N);
+    double *g = copy_d(capped, N);
+    double loss2 = tn_cross_entropy_forward_backward_d(g, labels, ROWS, V, grad_scale, NULL);
+    tn_softcap_backward_d(dz, g, capped, c.cap, N);
+    assert_true(fabs(loss - loss2) < 1e-13 * loss2);
+    for (int i = 0; i < N; i++) assert_true(fabs(grad[i] - dz[i]) < 1e-15);
+
+    /* softcap 0 is the plain loss, bit for bit. */
+    double *a = copy_d(c.logits, N), *b = copy_d(c.logits, N);
+    double la = tn_cross_entropy_softcap_forward_backward_d(a, labels, ROWS, V, 0, grad_scale, NULL);
+    double lb = tn_cross_entropy_forward_backward_d(b, labels, ROWS, V, grad_scale, NULL);
+    assert_true(la == lb);
+    assert_memory_equal(a, b, N * sizeof(double));
+
+    float *lf = to_f(c.logits, N);
+    double loss_f = tn_cross_entropy_softcap_forward_backward(lf, labels, ROWS, V, 5, (float)grad_scale, NULL);
+    printf("f32 %-34s %-6s rel diff = %.2e\n", "cross-entropy (softcap 5)", "loss", fabs(loss_f - loss) / loss);
+    assert_true(fabs(loss_f - loss) < F32_TOL * loss);
+    f32_check("cross-entropy (softcap 5)", "dlogit", lf, grad, N);
+    free(c.logits), free(c.work), free(grad), free(capped), free(dz), free(g), free(a), free(b), free(lf);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_matmul, setup),       cmocka_unit_test_setup(test_rmsnorm, setup),
         cmocka_unit_test_setup(test_rope, setup),         cmocka_unit_test_setup(test_attention, setup),
         cmocka_unit_test_setup(test_glu, setup),          cmocka_unit_test(test_glu_values),
         cmocka_unit_test_setup(test_softcap, setup),      cmocka_unit_test_setup(test_embedding, setup),
-        cmocka_unit_test_setup(test_cross_entropy, setup),
+        cmocka_unit_test_setup(test_cross_entropy, setup), cmocka_unit_test_setup(test_cross_entropy_softcap, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -69,7 +69,8 @@ void FN(tn_softcap_forward)(real *y, const real *x, real c, int64_t n) {
  *
  *     dx += dy · (1 − (y/c)²)
  *
- * dx may be dy (in place). */
+ * dx must not be dy: it accumulates. (For the final logits before the loss,
+ * tn_cross_entropy_softcap_forward_backward does both in place.) */
 void FN(tn_softcap_backward)(real *dx, const real *dy, const real *y, real c, int64_t n) {
 #pragma omp parallel for if (n >= PAR_MIN)
     for (int64_t i = 0; i < n; i++) {

@@ -15,6 +15,10 @@
 
 enum { QB = 64 };
 
+/* Below this many multiply-adds (B·nh·S²·hd) the whole call is a few
+ * microseconds and stays on one thread. */
+#define ATTN_PAR_MIN (1 << 18)
+
 /* The keys query row i sees: j in [first_key(i), i]. window = 0: no window. */
 static inline int first_key(int i, int window) { return window > 0 && i - window + 1 > 0 ? i - window + 1 : 0; }
 
@@ -63,7 +67,7 @@ void FN(tn_attention_forward)(real *out, real *lse, const real *q, const real *k
     assert(nkv > 0 && nh % nkv == 0);
     int group = nh / nkv, nblk = (S + QB - 1) / QB;
     int threads = omp_get_max_threads(), saved = blas_single_thread_begin();
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(threads) if ((double)B * nh * S * S * hd >= ATTN_PAR_MIN)
     {
         real *s = scratch((size_t)QB * S, sizeof(real));
 #pragma omp for schedule(dynamic, 1)
@@ -123,7 +127,7 @@ void FN(tn_attention_backward)(real *dq, real *dk, real *dv, const real *dout, c
     real *pk = group > 1 && dk ? scratch(nh * slice, sizeof(real)) : NULL;
     real *pv = group > 1 && dv ? scratch(nh * slice, sizeof(real)) : NULL;
     int threads = omp_get_max_threads(), saved = blas_single_thread_begin();
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(threads) if ((double)B * nh * S * S * hd >= ATTN_PAR_MIN)
     {
         real *p = scratch((size_t)QB * S, sizeof(real)), *dp = scratch((size_t)QB * S, sizeof(real));
         for (int b = 0; b < B; b++) {

@@ -54,7 +54,7 @@ typedef float real;
  * parallel region costs a few microseconds. */
 #define PAR_MIN 32768
 
-/* Scratch for one call (attention's transposed blocks, per-thread rows).
+/* Scratch for one call (attention's score blocks and per-head gradient slices).
  * The operations return void, so running out of memory here - a few MiB at
  * most, next to the gigabytes the plan allocates - ends the process with a
  * message instead of a crash on NULL. */
