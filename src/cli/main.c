@@ -14,6 +14,9 @@ typedef struct {
 static const command commands[] = {
     {"check", cmd_check, "compatibility and memory plan, from config.json and tensor headers"},
     {"init", cmd_init, "write a randomly initialised checkpoint of a preset or config"},
+    {"train", cmd_train, "LoRA or full fine-tuning on JSONL data (PEFT-format adapters)"},
+    {"eval", cmd_eval, "loss and perplexity on a data split, with or without an adapter"},
+    {"generate", cmd_generate, "text generation with a KV cache, the chat template, sampling"},
     {"demo", cmd_demo, "run the pipeline on the embedded tiny model"},
     {"template", cmd_template, "a model's chat template applied to messages, as transformers renders it"},
     {"tokenize", cmd_tokenize, "text on stdin -> token ids, as Hugging Face tokenizers gives them"},

@@ -126,8 +126,8 @@ int tn_train_config_load(const char *path, tn_train_options *o, tn_train_config_
     for (int i = 0; i < n && !rc; i++) {
         const char *k = es[i].key, *v = es[i].value;
         int line = es[i].line;
-        int64_t iv;
-        int bv;
+        int64_t iv = 0;
+        int bv = 0;
         if (!strcmp(k, "model")) o->model = keep(x, v);
         else if (!strcmp(k, "data")) x->data = keep(x, v);
         else if (!strcmp(k, "adapter_path")) o->out = keep(x, v);

@@ -7,10 +7,9 @@
 
 #include <stdint.h>
 
+#include "data/dataset.h" /* TN_SPLIT_TRAIN, TN_SPLIT_VALID, TN_SPLIT_TEST */
 #include "train/model.h"
 #include "train/optim.h"
-
-enum { TN_SPLIT_TRAIN, TN_SPLIT_VALID, TN_SPLIT_TEST };
 
 typedef struct {
     int B, S;

@@ -1,0 +1,168 @@
+/* infer.c - see infer.h. Symbols as in train/forward.c. */
+#include "generate/infer.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/ops.h"
+#include "util/error.h"
+
+#define CHUNK 64
+
+int tn_infer_init(tn_infer *s, const tn_model *m, const tn_lora *lora, int max_ctx) {
+    memset(s, 0, sizeof *s);
+    const tn_spec *sp = &m->spec;
+    int64_t L = sp->n_layers, H = sp->hidden, Q = sp->n_heads * sp->head_dim, KV = sp->n_kv_heads * sp->head_dim;
+    int64_t F = sp->intermediate, V = sp->vocab_size, C = CHUNK;
+    if (max_ctx > m->rope.max_pos) return tn_fail("context of %d tokens is more than the %d the rope table holds", max_ctx, m->rope.max_pos);
+    s->max_ctx = max_ctx;
+    s->chunk = CHUNK;
+    int64_t r = lora ? lora->rank : 0;
+    int64_t total = 2 * L * max_ctx * KV + C * (3 * H + 2 * Q + 2 * KV + 3 * F + r) + V;
+    float *p = tn_calloc((size_t)total, sizeof(float), "kv cache and inference buffers");
+    if (!p) return -1;
+    s->k = p, p += L * max_ctx * KV;
+    s->v = p, p += L * max_ctx * KV;
+    s->x = p, p += C * H;
+    s->xn = p, p += C * H;
+    s->o = p, p += C * H;
+    s->q = p, p += C * Q;
+    s->att = p, p += C * Q;
+    s->kk = p, p += C * KV;
+    s->vv = p, p += C * KV;
+    s->g = p, p += C * F;
+    s->u = p, p += C * F;
+    s->h = p, p += C * F;
+    s->xa = p, p += C * r;
+    s->logits = p;
+    return 0;
+}
+
+void tn_infer_free(tn_infer *s) {
+    free(s->k);
+    memset(s, 0, sizeof *s);
+}
+
+void tn_infer_reset(tn_infer *s) { s->pos = 0; }
+
+/* y[n, out] = x[n, in]·Wᵀ + b (+ LoRA). */
+static void linear(float *y, const float *x, const float *w, const float *b, int n, int in, int out, const tn_lora *lora, int layer,
+                   tn_module k, float *xa) {
+    tn_matmul_forward(y, x, w, b, n, in, out, 0);
+    if (!lora) return;
+    int idx = lora->index[layer * TN_MOD_COUNT + k];
+    if (idx < 0) return;
+    const tn_lora_module *mod = &lora->mods[idx];
+    tn_matmul_forward(xa, x, mod->a, NULL, n, in, lora->rank, 0);
+    for (int64_t i = 0; i < (int64_t)n * lora->rank; i++) xa[i] *= lora->scale;
+    tn_matmul_forward(y, xa, mod->b, NULL, n, lora->rank, out, 1);
+}
+
+static int layer_window(const tn_spec *s, int l) {
+    if (!s->sliding_window) return 0;
+    if (s->family->alternating_window) return (l % 2 == 0) ? (int)s->sliding_window : 0;
+    return (int)s->sliding_window;
+}
+
+/* Attention of n new queries (positions p0..p0+n-1) over the cache. */
+static void attend(const tn_infer *s, const tn_spec *sp, int l, int p0, int n) {
+    int nh = (int)sp->n_heads, nkv = (int)sp->n_kv_heads, hd = (int)sp->head_dim, KV = nkv * hd, Q = nh * hd;
+    float scale = sp->family->multipliers ? (float)sp->attention_multiplier
+                  : sp->family->softcaps  ? (float)(1.0 / sqrt(sp->query_pre_attn_scalar))
+                                          : (float)(1.0 / sqrt((double)hd));
+    float cap = sp->family->softcaps ? (float)sp->attn_softcap : 0.0f;
+    int window = layer_window(sp, l);
+    const float *K = s->k + (int64_t)l * s->max_ctx * KV, *Vc = s->v + (int64_t)l * s->max_ctx * KV;
+#pragma omp parallel for collapse(2) schedule(dynamic)
+    for (int i = 0; i < n; i++)
+        for (int h = 0; h < nh; h++) {
+            int pos = p0 + i, kvh = h / (nh / nkv);
+            int j0 = window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
+            const float *q = s->q + (int64_t)i * Q + (int64_t)h * hd;
+            float local[4096];
+            float *w = (pos - j0 + 1) <= 4096 ? local : malloc(sizeof(float) * (size_t)(pos - j0 + 1));
+            float mx = -INFINITY;
+            for (int j = j0; j <= pos; j++) {
+                const float *kj = K + (int64_t)j * KV + (int64_t)kvh * hd;
+                float d = 0;
+                for (int e = 0; e < hd; e++) d += q[e] * kj[e];
+                d *= scale;
+                if (cap > 0) d = cap * tanhf(d / cap);
+                w[j - j0] = d;
+                if (d > mx) mx = d;
+            }
+            float sum = 0;
+            for (int j = j0; j <= pos; j++) sum += (w[j - j0] = expf(w[j - j0] - mx));
+            float *out = s->att + (int64_t)i * Q + (int64_t)h * hd;
+            for (int e = 0; e < hd; e++) out[e] = 0;
+            for (int j = j0; j <= pos; j++) {
+                const float *vj = Vc + (int64_t)j * KV + (int64_t)kvh * hd;
+                float p = w[j - j0] / sum;
+                for (int e = 0; e < hd; e++) out[e] += p * vj[e];
+            }
+            if (w != local) free(w);
+        }
+}
+
+static int forward_chunk(tn_infer *s, tn_model *m, const tn_lora *lora, const int32_t *tokens, int n) {
+    const tn_spec *sp = &m->spec;
+    int H = (int)sp->hidden, Q = (int)(sp->n_heads * sp->head_dim), KV = (int)(sp->n_kv_heads * sp->head_dim), F = (int)sp->intermediate;
+    int V = (int)sp->vocab_size, L = (int)sp->n_layers;
+    int one_plus = sp->family->norm == TN_NORM_RMS_ONE_PLUS;
+    float eps = (float)sp->rms_eps, rm = sp->family->multipliers ? (float)sp->residual_multiplier : 1.0f;
+    int32_t pos[CHUNK];
+    for (int i = 0; i < n; i++) pos[i] = s->pos + i;
+    tn_embedding_forward(s->x, m->embed_view, tokens, n, H, m->embed_scale);
+    float rstd[CHUNK];
+    for (int l = 0; l < L; l++) {
+        tn_layer_view v;
+        if (tn_model_layer_view(m, l, &v) != 0) return -1;
+        tn_rmsnorm_forward(s->xn, rstd, s->x, v.norm1, n, H, eps, one_plus);
+        linear(s->q, s->xn, v.w[TN_MOD_Q], v.bias[TN_MOD_Q], n, H, Q, lora, l, TN_MOD_Q, s->xa);
+        linear(s->kk, s->xn, v.w[TN_MOD_K], v.bias[TN_MOD_K], n, H, KV, lora, l, TN_MOD_K, s->xa);
+        linear(s->vv, s->xn, v.w[TN_MOD_V], v.bias[TN_MOD_V], n, H, KV, lora, l, TN_MOD_V, s->xa);
+        if (sp->rope != TN_ROPE_NONE) {
+            tn_rope_forward(s->q, &m->rope, pos, n, (int)sp->n_heads, (int)sp->head_dim);
+            tn_rope_forward(s->kk, &m->rope, pos, n, (int)sp->n_kv_heads, (int)sp->head_dim);
+        }
+        float *K = s->k + (int64_t)l * s->max_ctx * KV, *Vc = s->v + (int64_t)l * s->max_ctx * KV;
+        memcpy(K + (int64_t)s->pos * KV, s->kk, (size_t)n * KV * sizeof(float));
+        memcpy(Vc + (int64_t)s->pos * KV, s->vv, (size_t)n * KV * sizeof(float));
+        attend(s, sp, l, s->pos, n);
+        linear(s->o, s->att, v.w[TN_MOD_O], v.bias[TN_MOD_O], n, Q, H, lora, l, TN_MOD_O, s->xa);
+        if (sp->family->sandwich_norms) {
+            tn_rmsnorm_forward(s->xn, rstd, s->o, v.post_mixer, n, H, eps, one_plus);
+            memcpy(s->o, s->xn, (size_t)n * H * sizeof(float));
+        }
+        for (int64_t i = 0; i < (int64_t)n * H; i++) s->x[i] += rm * s->o[i];
+        tn_rmsnorm_forward(s->xn, rstd, s->x, v.norm2, n, H, eps, one_plus);
+        linear(s->g, s->xn, v.w[TN_MOD_GATE], v.bias[TN_MOD_GATE], n, H, F, lora, l, TN_MOD_GATE, s->xa);
+        linear(s->u, s->xn, v.w[TN_MOD_UP], v.bias[TN_MOD_UP], n, H, F, lora, l, TN_MOD_UP, s->xa);
+        if (sp->family->activation == TN_ACT_GELU_TANH) tn_geglu_forward(s->h, s->g, s->u, (int64_t)n * F);
+        else tn_swiglu_forward(s->h, s->g, s->u, (int64_t)n * F);
+        linear(s->o, s->h, v.w[TN_MOD_DOWN], v.bias[TN_MOD_DOWN], n, F, H, lora, l, TN_MOD_DOWN, s->xa);
+        if (sp->family->sandwich_norms) {
+            tn_rmsnorm_forward(s->xn, rstd, s->o, v.post_mlp, n, H, eps, one_plus);
+            memcpy(s->o, s->xn, (size_t)n * H * sizeof(float));
+        }
+        for (int64_t i = 0; i < (int64_t)n * H; i++) s->x[i] += rm * s->o[i];
+    }
+    /* Logits of the last position only. */
+    tn_rmsnorm_forward(s->xn, rstd, s->x + (int64_t)(n - 1) * H, m->final_norm, 1, H, eps, one_plus);
+    tn_matmul_forward(s->logits, s->xn, m->head_view, NULL, 1, H, V, 0);
+    if (sp->family->multipliers && sp->logits_scaling != 1.0)
+        for (int i = 0; i < V; i++) s->logits[i] /= (float)sp->logits_scaling;
+    if (sp->family->softcaps && sp->final_softcap > 0) tn_softcap_forward(s->logits, s->logits, (float)sp->final_softcap, V);
+    s->pos += n;
+    return 0;
+}
+
+int tn_infer_forward(tn_infer *s, tn_model *m, const tn_lora *lora, const int32_t *tokens, int n) {
+    if (s->pos + n > s->max_ctx) return tn_fail("context full: %d + %d tokens exceed the %d the cache holds", s->pos, n, s->max_ctx);
+    for (int i = 0; i < n; i += CHUNK) {
+        int c = n - i < CHUNK ? n - i : CHUNK;
+        if (forward_chunk(s, m, lora, tokens + i, c) != 0) return -1;
+    }
+    return 0;
+}
