@@ -115,7 +115,15 @@ static void suggest(const tn_spec *spec, tn_dtype stored, const check_options *o
 static void stage_verdict(const tn_spec *spec, tn_stage st, int *ok, const char **why) {
     const char *reason = spec->family->not_implemented[st];
     *ok = reason == NULL;
-    *why = reason ? reason : "implemented for this family";
+    static const char *const what[TN_STAGE_COUNT] = {
+        [TN_STAGE_LORA] = "tune train (CPU), held to transformers + PEFT by the golden tests",
+        [TN_STAGE_QLORA] = "tune train --qlora",
+        [TN_STAGE_FULL] = "tune train --fine-tune-type full (CPU)",
+        [TN_STAGE_FUSE] = "tune fuse",
+        [TN_STAGE_GGUF] = "tune export --gguf",
+        [TN_STAGE_GENERATE] = "tune generate (Hugging Face folders, with or without an adapter)",
+    };
+    *why = reason ? reason : what[st];
 }
 
 static int check_one_model(const check_options *o) {

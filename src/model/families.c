@@ -88,12 +88,9 @@ static const tn_tensor_rule granitehybrid_layer_rules[] = {
  * land issue by issue; each entry names the work still missing. */
 #define NOT_YET_DENSE                                                                    \
     {                                                                                    \
-        [TN_STAGE_LORA] = "LoRA training is not implemented in this build yet",          \
         [TN_STAGE_QLORA] = "QLoRA (4-bit base) is not implemented in this build yet",    \
-        [TN_STAGE_FULL] = "full fine-tuning is not implemented in this build yet",       \
         [TN_STAGE_FUSE] = "fuse to an HF folder is not implemented in this build yet",   \
         [TN_STAGE_GGUF] = "GGUF export is not implemented in this build yet",            \
-        [TN_STAGE_GENERATE] = "generation is not implemented in this build yet",         \
     }
 
 static const tn_family llama = {
