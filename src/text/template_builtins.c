@@ -756,16 +756,16 @@ static int f_title(tt_ctx *c, uint32_t pos, tv in, tv *out) {
         size_t k;
         uint32_t cp = tt_utf8_next(s->s + i, s->len - i, &k);
         int sep = cp == '-' || cp == '(' || cp == '{' || cp == '[' || cp == '<' || tt_py_isspace(cp);
-        uint32_t o;
+        int rc;
         if (sep) {
-            o = cp;
+            rc = tt_buf_put_cp(&b, cp);
             at_start = 1;
         } else if (at_start) {
-            o = (uint32_t)utf8proc_toupper((utf8proc_int32_t)cp);
+            rc = tt_put_upper(&b, cp);
             at_start = 0;
         } else
-            o = (uint32_t)utf8proc_tolower((utf8proc_int32_t)cp);
-        if (tt_buf_put_cp(&b, o)) {
+            rc = tt_buf_put_cp(&b, (uint32_t)utf8proc_tolower((utf8proc_int32_t)cp));
+        if (rc) {
             tt_buf_free(&b);
             return -1;
         }
@@ -1051,9 +1051,14 @@ int tt_call_filter(tt_ctx *c, uint32_t pos, int id, tv in, tt_args *a, tv *out) 
     case F_ATTR: {
         tv arg[1] = {tv_none()};
         BIND("attr", 1, "name");
+        /* Python's getattr only: no fallback to items */
         tv_str *name;
-        if (want_str(c, pos, arg[0], "attr name", &name)) return -1;
-        return tt_getattr(c, pos, in, name->s, out);
+        if (tv_to_str(c, arg[0], &name)) return -1;
+        if (in.type == TV_NS || in.type == TV_LOOP || in.type == TV_UNDEF) return tt_getattr(c, pos, in, name->s, out);
+        int r = tt_method_lookup(c, in, name->s, out);
+        if (r < 0) return -1;
+        if (!r) *out = tv_undef_attr(c, "object", name->s);
+        return 0;
     }
     case F_FORMAT: {
         tv_str *s;
@@ -1105,7 +1110,7 @@ int tt_call_test(tt_ctx *c, uint32_t pos, int id, tv v, tt_args *a, int *out) {
     case T_NUMBER: *out = v.type == TV_INT || v.type == TV_FLOAT || v.type == TV_BOOL; return 0;
     case T_STRING: *out = v.type == TV_STR; return 0;
     case T_MAPPING: *out = v.type == TV_DICT; return 0;
-    case T_CALLABLE: *out = v.type == TV_MACRO || v.type == TV_FUNC; return 0;
+    case T_CALLABLE: *out = v.type == TV_MACRO || v.type == TV_FUNC || v.type == TV_UNDEF; return 0;
     case T_ESCAPED: *out = 0; return 0;
     case T_ITERABLE:
         *out = v.type == TV_UNDEF || v.type == TV_STR || v.type == TV_LIST || v.type == TV_TUPLE ||

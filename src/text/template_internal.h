@@ -421,6 +421,8 @@ int tt_binop(tt_ctx *c, uint32_t pos, int op, tv l, tv r, tv *out);
 int tt_method_lookup(tt_ctx *c, tv obj, const char *attr, tv *out); /* 1 found, 0 not, -1 error */
 int tt_method_call(tt_ctx *c, uint32_t pos, tv_func *f, tt_args *a, tv *out);
 int tt_percent_format(tt_ctx *c, uint32_t pos, tv_str *fmt, tv args, tv *out);
+/* Python's str.upper() of one code point (full case mapping) */
+int tt_put_upper(tt_buf *b, uint32_t cp);
 
 /* JSON (template_json.c) */
 int tt_json_parse(tt_arena *a, const char *text, size_t n, const char *where, tv *out);

@@ -164,8 +164,42 @@ static int is_cased_upper(uint32_t cp) {
 static int is_cased_lower(uint32_t cp) { return utf8proc_category((utf8proc_int32_t)cp) == UTF8PROC_CATEGORY_LL; }
 static int is_cased(uint32_t cp) { return is_cased_upper(cp) || is_cased_lower(cp); }
 static uint32_t up(uint32_t cp) { return (uint32_t)utf8proc_toupper((utf8proc_int32_t)cp); }
+
+/* The unconditional entries of Unicode's SpecialCasing.txt that Python's
+ * str.upper()/title() apply (one character becomes several); Greek letters
+ * with iota subscript are left to the simple mapping. */
+static const struct {
+    uint32_t cp, upper[3], title[3];
+} special[] = {
+    {0x00DF, {0x53, 0x53}, {0x53, 0x73}},          {0x0149, {0x2BC, 0x4E}, {0x2BC, 0x4E}},
+    {0x01F0, {0x4A, 0x30C}, {0x4A, 0x30C}},        {0x0390, {0x399, 0x308, 0x301}, {0x399, 0x308, 0x301}},
+    {0x03B0, {0x3A5, 0x308, 0x301}, {0x3A5, 0x308, 0x301}}, {0x0587, {0x535, 0x552}, {0x535, 0x582}},
+    {0x1E96, {0x48, 0x331}, {0x48, 0x331}},        {0x1E97, {0x54, 0x308}, {0x54, 0x308}},
+    {0x1E98, {0x57, 0x30A}, {0x57, 0x30A}},        {0x1E99, {0x59, 0x30A}, {0x59, 0x30A}},
+    {0x1E9A, {0x41, 0x2BE}, {0x41, 0x2BE}},        {0xFB00, {0x46, 0x46}, {0x46, 0x66}},
+    {0xFB01, {0x46, 0x49}, {0x46, 0x69}},          {0xFB02, {0x46, 0x4C}, {0x46, 0x6C}},
+    {0xFB03, {0x46, 0x46, 0x49}, {0x46, 0x66, 0x69}}, {0xFB04, {0x46, 0x46, 0x4C}, {0x46, 0x66, 0x6C}},
+    {0xFB05, {0x53, 0x54}, {0x53, 0x74}},          {0xFB06, {0x53, 0x54}, {0x53, 0x74}},
+    {0xFB13, {0x544, 0x546}, {0x544, 0x576}},      {0xFB14, {0x544, 0x535}, {0x544, 0x565}},
+    {0xFB15, {0x544, 0x53B}, {0x544, 0x56B}},      {0xFB16, {0x54E, 0x546}, {0x54E, 0x576}},
+    {0xFB17, {0x544, 0x53D}, {0x544, 0x56D}},
+};
+
+/* Writes Python's full upper (title=0) or title (title=1) case of cp. */
+static int put_upper(tt_buf *b, uint32_t cp, int title) {
+    if (cp >= 0xDF)
+        for (size_t i = 0; i < sizeof special / sizeof special[0]; i++)
+            if (special[i].cp == cp) {
+                const uint32_t *m = title ? special[i].title : special[i].upper;
+                for (int k = 0; k < 3 && m[k]; k++)
+                    if (tt_buf_put_cp(b, m[k])) return -1;
+                return 0;
+            }
+    return tt_buf_put_cp(b, title ? (uint32_t)utf8proc_totitle((utf8proc_int32_t)cp) : up(cp));
+}
+
+int tt_put_upper(tt_buf *b, uint32_t cp) { return put_upper(b, cp, 0); }
 static uint32_t lo(uint32_t cp) { return (uint32_t)utf8proc_tolower((utf8proc_int32_t)cp); }
-static uint32_t ti(uint32_t cp) { return (uint32_t)utf8proc_totitle((utf8proc_int32_t)cp); }
 
 static int is_alpha(uint32_t cp) {
     utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)cp);
@@ -463,29 +497,45 @@ static int replace(tt_ctx *c, uint32_t pos, tv_str *s, tt_args *a, tv *out) {
 }
 
 static int casemap(tt_ctx *c, tv_str *s, int id, tv *out) {
+    cps t;
+    if (decode(c, s, &t)) return -1;
     tt_buf b = {0};
-    size_t i = 0;
-    int prev_cased = 0, first = 1;
-    while (i < s->len) {
-        size_t k;
-        uint32_t cp = tt_utf8_next(s->s + i, s->len - i, &k), o = cp;
+    int prev_cased = 0, rc = 0;
+    for (size_t i = 0; i < t.n && !rc; i++) {
+        uint32_t cp = t.cp[i];
+        int lower = 0, upper = 0, title = 0;
         switch (id) {
-        case M_UPPER: o = up(cp); break;
+        case M_UPPER: upper = 1; break;
         case M_LOWER:
-        case M_CASEFOLD: o = lo(cp); break;
-        case M_SWAPCASE: o = is_cased_upper(cp) ? lo(cp) : is_cased_lower(cp) ? up(cp) : cp; break;
-        case M_CAPITALIZE: o = first ? ti(cp) : lo(cp); break;
+        case M_CASEFOLD: lower = 1; break;
+        case M_SWAPCASE:
+            if (is_cased_upper(cp)) lower = 1;
+            else if (is_cased_lower(cp)) upper = 1;
+            break;
+        case M_CAPITALIZE:
+            if (i == 0) title = 1;
+            else lower = 1;
+            break;
         case M_TITLE:
-            o = prev_cased ? lo(cp) : ti(cp);
+            if (prev_cased) lower = 1;
+            else title = 1;
             prev_cased = is_cased(cp);
             break;
         }
-        first = 0;
-        if (tt_buf_put_cp(&b, o)) {
-            tt_buf_free(&b);
-            return -1;
-        }
-        i += k;
+        if (upper || title) rc = put_upper(&b, cp, title);
+        else if (lower && cp == 0x130) rc = tt_buf_put_cp(&b, 'i') || tt_buf_put_cp(&b, 0x307);
+        else if (lower && cp == 0x3A3) {
+            /* Greek final sigma: after a cased letter, not before one */
+            int before = i > 0 && is_cased(t.cp[i - 1]), after = i + 1 < t.n && is_cased(t.cp[i + 1]);
+            rc = tt_buf_put_cp(&b, before && !after ? 0x3C2 : 0x3C3);
+        } else if (lower)
+            rc = tt_buf_put_cp(&b, lo(cp));
+        else
+            rc = tt_buf_put_cp(&b, cp);
+    }
+    if (rc) {
+        tt_buf_free(&b);
+        return -1;
     }
     return str_out(c, &b, out);
 }
@@ -665,6 +715,7 @@ static int str_join(tt_ctx *c, uint32_t pos, tv_str *s, tt_args *a, tv *out) {
 static int format_spec(tt_ctx *c, uint32_t pos, tv v, const char *spec, size_t sl, tt_buf *b) {
     uint32_t fill = ' ';
     char align = 0, sign = '-', type = 0;
+    int explicit_fill = 0;
     int zero = 0, alt = 0, comma = 0;
     int64_t width = -1, prec = -1;
     size_t i = 0;
@@ -674,6 +725,7 @@ static int format_spec(tt_ctx *c, uint32_t pos, tv v, const char *spec, size_t s
         uint32_t cp = tt_utf8_next(spec, sl, &k);
         if (k < sl && strchr("<>=^", spec[k])) {
             fill = cp;
+            explicit_fill = 1;
             align = spec[k];
             i = k + 1;
         } else if (strchr("<>=^", spec[0])) {
@@ -704,6 +756,7 @@ static int format_spec(tt_ctx *c, uint32_t pos, tv v, const char *spec, size_t s
         while (i < sl && spec[i] >= '0' && spec[i] <= '9') prec = prec * 10 + (spec[i++] - '0');
     }
     if (i < sl) type = spec[i++];
+    int explicit_align = align != 0;
     if (i != sl || width > 100000 || prec > 1000)
         return tt_fail_at(c->t, pos, "format spec '%.*s' is not supported by tune", (int)sl, spec);
     tt_buf body = {0};
@@ -790,12 +843,8 @@ static int format_spec(tt_ctx *c, uint32_t pos, tv v, const char *spec, size_t s
     }
     const char *signs = "";
     if (numeric) signs = neg ? "-" : sign == '+' ? "+" : sign == ' ' ? " " : "";
-    if (zero && !align) {
-        fill = '0';
-        align = '=';
-    } else if (zero && numeric && align == '>') {
-        /* Python: '0' flag with default alignment pads after the sign */
-    }
+    if (zero && !explicit_fill) fill = '0';
+    if (zero && !explicit_align && numeric) align = '='; /* zeros after the sign */
     size_t len = tt_utf8_count(body.p ? body.p : "", body.n) + strlen(signs);
     int64_t padn = width > (int64_t)len ? width - (int64_t)len : 0;
     int64_t lp = align == '<' ? 0 : align == '^' ? padn / 2 : padn;

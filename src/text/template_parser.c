@@ -787,8 +787,11 @@ static int parse_statements(parser *P, nlist *body, const char *const *ends) {
     if (end_block(P)) return -1;
     if (parse_body(P, body, ends)) return -1;
     if (cur(P)->type == TK_EOF) {
-        const char *e = ends ? ends[0] : "?";
-        return tt_fail_at(P->t, cur(P)->pos, "unexpected end of template (expected '%s')", e);
+        char want[160] = "";
+        for (int i = 0; ends && ends[i]; i++)
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s'%s'", i ? (ends[i + 1] ? ", " : " or ") : "",
+                     ends[i]);
+        return tt_fail_at(P->t, cur(P)->pos, "unexpected end of template (expected %s)", want);
     }
     return 0;
 }

@@ -1024,23 +1024,19 @@ static int slice_indices(tt_ctx *c, uint32_t pos, tv start, tv stop, tv step, in
 }
 
 int tt_slice(tt_ctx *c, uint32_t pos, tv obj, tv start, tv stop, tv step, tv *out) {
+    /* jinja2 compiles obj[a:b:c] to a plain Python subscript: errors are raised */
     if (obj.type == TV_UNDEF) return tv_undef_fail(c, pos, obj);
     tv_list *src = NULL;
     int64_t len;
     if (obj.type == TV_LIST || obj.type == TV_TUPLE) src = obj.l;
     else if (obj.type == TV_ITER && obj.it->kind == TI_RANGE) src = obj.it->items;
-    else if (obj.type != TV_STR) {
-        *out = tv_undef_hint(c, "object is not sliceable");
-        return 0;
-    }
+    else if (obj.type == TV_DICT) return tt_fail_at(c->t, pos, "unhashable type: 'slice'");
+    else if (obj.type != TV_STR) return tt_fail_at(c->t, pos, "'%s' object is not subscriptable", tv_type_name(obj));
     len = src ? (int64_t)src->n : (int64_t)obj.s->ncp;
     int64_t a = 0, b = 0, st = 1;
     int bad;
     if (slice_indices(c, pos, start, stop, step, len, &a, &b, &st, &bad)) return -1;
-    if (bad) {
-        *out = tv_undef_hint(c, "slice indices must be integers or None");
-        return 0;
-    }
+    if (bad) return tt_fail_at(c->t, pos, "slice indices must be integers or None or have an __index__ method");
     if (src) {
         tv_list *l = tt_list_new(c->a, 0);
         if (!l) return -1;

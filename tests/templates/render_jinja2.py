@@ -2,7 +2,7 @@
 """The reference for `tune template`: renders a model folder's chat template
 with Python's jinja2 set up as Hugging Face transformers sets it up
 (apply_chat_template: ImmutableSandboxedEnvironment with trim_blocks,
-lstrip_blocks and loopcontrols; raise_exception, strftime_now and HF's own
+lstrip_blocks, loopcontrols and its {% generation %} tag; raise_exception, strftime_now and HF's own
 tojson), without transformers itself (Debian's python3-jinja2 is enough).
 
 Single rendering, same arguments as `tune template`:
@@ -10,6 +10,12 @@ Single rendering, same arguments as `tune template`:
                      [--date YYYY-MM-DD] [--var KEY=JSON]...
 prints the rendering (UTF-8, nothing added); a template error goes to stderr
 with exit status 2.
+
+Snippets (small templates, each made into a model folder):
+    render_jinja2.py --snippets SNIPPETS.json OUTDIR ARGS...
+SNIPPETS.json is a list of template texts; writes OUTDIR/N/chat_template.jinja
+and renders it with ARGS (as above, without MODEL_DIR) into OUTDIR/N.out or
+OUTDIR/N.err.
 
 Batch (one process for a whole corpus):
     render_jinja2.py --batch JOBS OUTDIR
@@ -22,7 +28,8 @@ import os
 import sys
 
 import jinja2
-from jinja2.ext import loopcontrols
+from jinja2 import nodes
+from jinja2.ext import Extension, loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 TOKEN_KEYS = ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"]
@@ -30,6 +37,21 @@ TOKEN_KEYS = ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "
 
 class Usage(Exception):
     pass
+
+
+class AssistantTracker(Extension):
+    """transformers' {% generation %}...{% endgeneration %}: renders its body"""
+
+    tags = {"generation"}
+
+    def parse(self, parser):
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(["name:endgeneration"], drop_needle=True)
+        return nodes.CallBlock(self.call_method("_generation_support"), [], [], body).set_lineno(lineno)
+
+    @jinja2.pass_eval_context
+    def _generation_support(self, context, caller):
+        return caller()
 
 
 def make_env(now):
@@ -43,7 +65,7 @@ def make_env(now):
     def strftime_now(format):
         return now.strftime(format)
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[AssistantTracker, loopcontrols])
     env.filters["tojson"] = tojson
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = strftime_now
@@ -155,7 +177,28 @@ def render(argv):
     return compiled.render(messages=messages, tools=tools, documents=documents, add_generation_prompt=gen, **kwargs)
 
 
+def run_to_files(argv, base):
+    try:
+        text = render(argv)
+        with open(base + ".out", "wb") as o:
+            o.write(text.encode("utf-8"))
+    except Exception as e:  # the template raised, or bad input
+        with open(base + ".err", "w", encoding="utf-8") as o:
+            o.write(f"{type(e).__name__}: {e}\n")
+
+
 def main():
+    if len(sys.argv) >= 4 and sys.argv[1] == "--snippets":
+        with open(sys.argv[2], encoding="utf-8") as f:
+            snippets = json.load(f)
+        out = sys.argv[3]
+        for i, text in enumerate(snippets):
+            d = os.path.join(out, str(i))
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, "chat_template.jinja"), "w", encoding="utf-8", newline="") as f:
+                f.write(text)
+            run_to_files([d] + sys.argv[4:], d + ".ref")
+        return 0
     if len(sys.argv) == 4 and sys.argv[1] == "--batch":
         os.makedirs(sys.argv[3], exist_ok=True)
         with open(sys.argv[2], encoding="utf-8") as f:
@@ -164,14 +207,7 @@ def main():
                 if not line:
                     continue
                 job, *argv = line.split("\t")
-                base = os.path.join(sys.argv[3], job)
-                try:
-                    text = render(argv)
-                    with open(base + ".out", "wb") as o:
-                        o.write(text.encode("utf-8"))
-                except Exception as e:  # the template raised, or bad input
-                    with open(base + ".err", "w", encoding="utf-8") as o:
-                        o.write(f"{type(e).__name__}: {e}\n")
+                run_to_files(argv, os.path.join(sys.argv[3], job))
         return 0
     try:
         text = render(sys.argv[1:])
