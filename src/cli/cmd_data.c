@@ -104,11 +104,12 @@ static void stats_of(const tn_data_split *s, split_stats *st) {
 /* Histogram of lengths before truncation, bins (2^(k-1), 2^k], from 1..16. */
 enum { HBINS = 32 };
 typedef struct {
-    int64_t lo[HBINS], hi[HBINS], count[HBINS];
+    int64_t lo[HBINS], hi[HBINS], count[HBINS], over[HBINS]; /* over: above --max-seq-length */
     int n;
 } histogram;
 
 static void histogram_of(tn_dataset *ds, histogram *h) {
+    int32_t limit = ds->opt.max_seq_length;
     memset(h, 0, sizeof *h);
     int32_t maxlen = 1;
     for (int s = 0; s < TN_SPLITS; s++)
@@ -129,6 +130,7 @@ static void histogram_of(tn_dataset *ds, histogram *h) {
             for (int b = 0; b < h->n; b++)
                 if (L <= h->hi[b]) {
                     h->count[b]++;
+                    h->over[b] += limit > 0 && L > limit;
                     break;
                 }
         }
@@ -220,10 +222,10 @@ static void text_report(FILE *f, tn_dataset *ds, const char *model, const char *
     fprintf(f, "\ntoken lengths before truncation (all splits):\n");
     for (int b = 0; b < h.n; b++) {
         int bar = (int)((h.count[b] * 40 + top - 1) / top);
-        fprintf(f, "  %6lld-%-6lld %-40.*s %lld%s\n", (long long)h.lo[b], (long long)h.hi[b], bar,
-                "########################################", (long long)h.count[b],
-                o->max_seq_length > 0 && h.hi[b] > o->max_seq_length && h.count[b] ? "  (over the limit: truncated)"
-                                                                                      : "");
+        fprintf(f, "  %6lld-%-6lld %-40.*s %lld", (long long)h.lo[b], (long long)h.hi[b], bar,
+                "########################################", (long long)h.count[b]);
+        if (h.over[b]) fprintf(f, "  (%lld over --max-seq-length: truncated)", (long long)h.over[b]);
+        fputc('\n', f);
     }
 
     const tn_data_split *ss = sample_split(ds);
@@ -346,6 +348,7 @@ static cJSON *json_report(tn_dataset *ds, const char *model, const char *data, c
         cJSON_AddNumberToObject(bin, "lo", (double)h.lo[b]);
         cJSON_AddNumberToObject(bin, "hi", (double)h.hi[b]);
         cJSON_AddNumberToObject(bin, "count", (double)h.count[b]);
+        cJSON_AddNumberToObject(bin, "over_limit", (double)h.over[b]);
         cJSON_AddItemToArray(hist, bin);
     }
 

@@ -186,7 +186,8 @@ int tn_epoch_plan(tn_epoch *e, const tn_data_split *s, const tn_batch_options *o
                 s->name, maxlen, cap);
         goto out;
     }
-    if (!(order = sorted_order(len, n, &r, packing))) goto out;
+    /* longest first: a smaller last batch then holds the shortest samples */
+    if (!(order = sorted_order(len, n, &r, 1))) goto out;
     e->items = tn_malloc((n ? n : 1) * sizeof *e->items, "an epoch");
     if (!e->items) goto out;
     if (!packing) {

@@ -15,9 +15,10 @@
  * Resuming at optimizer step k (one batch a step): epoch = k / n_batches,
  * batch = k % n_batches. n_batches is the same for every epoch of a split.
  *
- * Length grouping (no packing): the samples are sorted by length (ties in a
- * seeded random order), cut into batches of batch_size consecutive samples
- * (the last may be smaller), and the batches are shuffled. A batch is B rows
+ * Length grouping (no packing): the samples are sorted by length, longest
+ * first (ties in a seeded random order), cut into batches of batch_size
+ * consecutive samples (the last, of the shortest, may be smaller), and the
+ * batches are shuffled. A batch is B rows
  * of S = its longest sample, so padding stays small.
  *
  * Packing: samples go into rows of pack_length tokens (best fit, longest

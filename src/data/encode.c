@@ -206,7 +206,9 @@ int tn_encode_record(tn_encoder *e, const tn_record *r, tn_ids *ids, int32_t *of
     full = tn_encode_render(e, r, 0, &fn);
     if (!full) {
         *kind = TN_PROBLEM_TEMPLATE;
-        return uses_template(e, r) && tn_chat_has_template(e->chat) ? 1 : -1;
+        if (!uses_template(e, r) || !tn_chat_has_template(e->chat)) return -1;
+        tn_fail_prefix("the chat template refused the conversation");
+        return 1;
     }
     int templ = uses_template(e, r);
     if (e->eos < 0 && !templ) {
@@ -244,6 +246,7 @@ int tn_encode_record(tn_encoder *e, const tn_record *r, tn_ids *ids, int32_t *of
         prompt = tn_encode_render(e, r, 1, &pn);
         if (!prompt) {
             *kind = TN_PROBLEM_TEMPLATE;
+            if (templ) tn_fail_prefix("the chat template refused the conversation without its last message");
             rc = templ ? 1 : -1;
             goto out;
         }

@@ -80,6 +80,58 @@ static void snippet(const char *s, size_t n, size_t at, char *out, size_t cap) {
     out[o] = 0;
 }
 
+/* What a line that ends too early still needs: "'\"'", "'}'" or "']'",
+ * or NULL when strings and brackets are closed. */
+static const char *unclosed(const char *s, size_t n) {
+    char stack[64];
+    int depth = 0, in_str = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\') i++;
+            else if (c == '"') in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '{' || c == '[') {
+            if (depth < 64) stack[depth] = c;
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (depth == 0) return NULL;
+            depth--;
+        }
+    }
+    if (in_str) return "'\"'";
+    if (depth > 0) return depth <= 64 && stack[depth - 1] == '[' ? "']'" : "'}'";
+    return NULL;
+}
+
+/* Bytes JSON does not allow that cJSON lets through: a raw control
+ * character (inside a string it must be escaped; outside, only space, tab
+ * and CR are blanks) and the escape \u0000 (cJSON's strings end at NUL, so
+ * the text would be cut silently). Returns the offset of the first, or n. */
+static size_t bad_control(const char *s, size_t n, int *in_string) {
+    int in_str = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 && (in_str || (c != '\t' && c != '\r'))) {
+            *in_string = in_str;
+            return i;
+        }
+        if (!in_str) {
+            if (c == '"') in_str = 1;
+        } else if (c == '\\') {
+            if (i + 5 < n && s[i + 1] == 'u' && !memcmp(s + i + 2, "0000", 4)) {
+                *in_string = 2;
+                return i;
+            }
+            i++;
+        } else if (c == '"') {
+            in_str = 0;
+        }
+    }
+    return n;
+}
+
 static size_t char_column(const char *s, size_t at) {
     size_t col = 1;
     for (size_t i = 0; i < at; i++)
@@ -213,14 +265,34 @@ int tn_record_parse(tn_record *r, const char *line, size_t n, tn_data_format exp
     r->line = line;
     r->line_n = n;
     where w = {file, lineno, probs};
+    int in_string = 0;
+    size_t bad = bad_control(line, n, &in_string);
+    if (bad < n) {
+        unsigned char c = (unsigned char)line[bad];
+        if (in_string == 2)
+            return tn_fail("%s:%ld: a \\u0000 (NUL) escape at column %zu (expected text without NUL characters)", file,
+                           lineno, char_column(line, bad));
+        if (!in_string)
+            return tn_fail("%s:%ld: not valid JSON: a control character U+%04X at column %zu (expected only spaces or "
+                           "tabs between values)",
+                           file, lineno, c, char_column(line, bad));
+        return tn_fail("%s:%ld: not valid JSON: a raw control character U+%04X inside a string at column %zu (expected "
+                       "it escaped, as %s)",
+                       file, lineno, c, char_column(line, bad), c == '\t' ? "\\t" : c == '\r' ? "\\r" : "\\u00XX");
+    }
     const char *end = NULL;
     r->root = cJSON_ParseWithLengthOpts(line, n, &end, 0);
     size_t at = end && end >= line && end <= line + n ? (size_t)(end - line) : 0;
     char got[160];
     if (!r->root) {
+        const char *want = unclosed(line, n);
+        if (want)
+            return tn_fail("%s:%ld: not valid JSON: the line ends inside %s (expected a closing %s, got the end of "
+                           "the line)",
+                           file, lineno, want[1] == '"' ? "a string" : "an object or list", want);
         snippet(line, n, at, got, sizeof got);
-        return tn_fail("%s:%ld: not valid JSON at column %zu (expected a JSON object, got %s)", file, lineno,
-                       char_column(line, at), got);
+        return tn_fail("%s:%ld: not valid JSON at column %zu (expected %s, got %s)", file, lineno,
+                       char_column(line, at), at == 0 ? "a JSON object" : "valid JSON", got);
     }
     while (at < n && strchr(" \t\r", line[at])) at++;
     if (at < n) {
