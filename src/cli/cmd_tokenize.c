@@ -12,6 +12,7 @@
 #include "io/json.h"
 #include "text/tokenizer.h"
 #include "util/error.h"
+#include "util/platform.h"
 
 static const char tok_help[] =
     "usage: tune tokenize MODEL [--no-special] [--tokens] [--jsonl]\n\n"
@@ -25,7 +26,8 @@ static const char tok_help[] =
     "  --no-special    add no BOS/EOS from the post-processor (add_special_tokens=False)\n"
     "  --tokens        print token strings instead of ids\n"
     "  --jsonl         each stdin line is a JSON string, or an object with \"text\" (a\n"
-    "                  string) or \"hex\" (the bytes in hex); prints one array per line\n";
+    "                  string) or \"hex\" (the bytes in hex); prints one array per line\n"
+    "  --stats         print load and encode times and MB/s on stderr\n";
 
 static const char detok_help[] =
     "usage: tune detokenize MODEL [--skip-special] [--jsonl]\n\n"
@@ -96,18 +98,40 @@ static void put_json_string(FILE *f, const char *s, size_t n) {
 }
 
 static void put_ids(FILE *f, const tn_tokenizer *t, const tn_ids *ids, int tokens) {
-    fputc('[', f);
-    for (size_t i = 0; i < ids->n; i++) {
-        if (i) fputs(", ", f);
-        if (tokens) {
+    if (tokens) {
+        fputc('[', f);
+        for (size_t i = 0; i < ids->n; i++) {
+            if (i) fputs(", ", f);
             size_t len = 0;
             const char *s = tn_tokenizer_token(t, ids->ids[i], &len);
             put_json_string(f, s ? s : "", s ? len : 0);
-        } else {
-            fprintf(f, "%d", ids->ids[i]);
         }
+        fputs("]\n", f);
+        return;
     }
-    fputs("]\n", f);
+    /* Ids by hand: printf would take longer than the tokenizing. */
+    char buf[4096];
+    size_t k = 0;
+    buf[k++] = '[';
+    for (size_t i = 0; i < ids->n; i++) {
+        if (k > sizeof buf - 16) {
+            fwrite(buf, 1, k, f);
+            k = 0;
+        }
+        if (i) {
+            buf[k++] = ',';
+            buf[k++] = ' ';
+        }
+        char d[12];
+        int nd = 0;
+        uint32_t v = (uint32_t)ids->ids[i];
+        do d[nd++] = (char)('0' + v % 10);
+        while ((v /= 10));
+        while (nd) buf[k++] = d[--nd];
+    }
+    buf[k++] = ']';
+    buf[k++] = '\n';
+    fwrite(buf, 1, k, f);
 }
 
 static int hexval(char c) {
@@ -237,7 +261,7 @@ static int model_arg(tn_args *a, const char **model) {
 int cmd_tokenize(int argc, char **argv) {
     tn_args a = tn_args_start(argc, argv, "tokenize");
     const char *model = NULL;
-    int add_special = 1, tokens = 0, jsonl = 0;
+    int add_special = 1, tokens = 0, jsonl = 0, stats = 0;
     while (tn_args_next(&a)) {
         if (tn_arg_flag(&a, "--help") || tn_arg_flag(&a, "-h")) {
             fputs(tok_help, stdout);
@@ -245,24 +269,32 @@ int cmd_tokenize(int argc, char **argv) {
         } else if (tn_arg_flag(&a, "--no-special")) add_special = 0;
         else if (tn_arg_flag(&a, "--tokens")) tokens = 1;
         else if (tn_arg_flag(&a, "--jsonl")) jsonl = 1;
+        else if (tn_arg_flag(&a, "--stats")) stats = 1;
         else if (!model_arg(&a, &model)) tn_arg_unknown(&a);
     }
     if (a.failed) return fail_usage();
     if (!model) return fprintf(stderr, "tune tokenize: no model given\n%s", tok_help), TN_EXIT_USAGE;
+    double t0 = tn_seconds();
     tn_tokenizer *t = tn_tokenizer_load(model);
     if (!t) return fail_usage();
+    double t_load = tn_seconds() - t0;
     int rc = TN_EXIT_OK;
     if (jsonl) {
         tok_ctx c = {t, add_special, tokens};
         rc = each_line(tokenize_line, &c);
         if (rc < 0) rc = TN_EXIT_USAGE;
     } else {
-        size_t n;
+        size_t n = 0;
         char *text = read_stdin(&n);
         tn_ids ids = {0};
+        double t1 = tn_seconds();
         if (!text) rc = TN_EXIT_USAGE;
         else if (tn_tokenizer_encode(t, text, n, add_special, &ids)) rc = TN_EXIT_FAILED;
-        else put_ids(stdout, t, &ids, tokens);
+        double t_enc = tn_seconds() - t1;
+        if (!rc && stats)
+            fprintf(stderr, "tokenize: loaded in %.3f s; %.2f MB -> %zu tokens in %.3f s (%.1f MB/s)\n",
+                    t_load, n / 1e6, ids.n, t_enc, t_enc > 0 ? n / 1e6 / t_enc : 0.0);
+        if (!rc) put_ids(stdout, t, &ids, tokens);
         free(text);
         tn_ids_free(&ids);
     }

@@ -158,6 +158,7 @@ static int load_added(tn_tokenizer *t, const cJSON *list) {
             return -1;
         a->content = tn_strdup(c->valuestring);
         if (!a->content) return -1;
+        t->n_added = i + 1; /* owned from here on */
         a->n = strlen(a->content);
         a->id = (int32_t)id;
         if (flag(it, "special", 0, t->where, i, &a->special) ||
@@ -167,7 +168,6 @@ static int load_added(tn_tokenizer *t, const cJSON *list) {
             flag(it, "normalized", !a->special, t->where, i, &a->normalized))
             return -1;
         i++;
-        t->n_added = i;
         if (a->n && tk_strmap_put(&t->added_map, a->content, a->n, a->id) < 0) return -1;
     }
     return 0;

@@ -11,7 +11,15 @@
  *      that one id, without merging.
  *
  * A cache of pre-token -> ids (pre-tokens under 256 bytes) makes repeated
- * words one hash lookup. */
+ * words one hash lookup.
+ *
+ * SentencePiece-style tokenizers (Llama 2, Mistral, Gemma) have no
+ * pre-tokenizer that splits words, so a whole paragraph is one pre-token and
+ * one heap of merges. It is cut into words first where that cannot change the
+ * result: a merge across a cut between characters x and y would make a token
+ * containing "xy", so a cut before '▁' is exact whenever no vocabulary token
+ * contains '▁' after the character x in front of it. The words then go
+ * through the cache like any other pre-tokens. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +31,28 @@
 
 /* ---- loading ---- */
 
+/* Entries are read in batches: parse BATCH of them, prefetch their hash
+ * slots, then insert. */
+#define BATCH 64
+
+static int flush_vocab(tk_bpe *m, tk_buf *keys, const uint32_t *off, const uint32_t *len,
+                       const int32_t *ids, size_t k) {
+    uint32_t h[BATCH];
+    for (size_t i = 0; i < k; i++) {
+        h[i] = tk_strmap_hash(keys->p + off[i], len[i]);
+        tk_strmap_prefetch(&m->vocab, h[i]);
+    }
+    for (size_t i = 0; i < k; i++)
+        if (tk_strmap_put_h(&m->vocab, keys->p + off[i], len[i], h[i], ids[i]) < 0) return -1;
+    keys->n = 0;
+    return 0;
+}
+
 static int read_vocab(tk_bpe *m, tk_json *j) {
-    tk_buf key = {0};
+    tk_buf key = {0}, keys = {0};
+    uint32_t off[BATCH], len[BATCH];
+    int32_t ids[BATCH];
+    size_t k = 0;
     int first = 1, more, rc = -1;
     int64_t max_id = -1;
     if (tk_json_expect(j, '{')) return -1;
@@ -38,35 +66,77 @@ static int read_vocab(tk_bpe *m, tk_json *j) {
             tk_json_fail(j, "a token id in [0, 2^31-1)");
             goto done;
         }
-        if (tk_strmap_put(&m->vocab, key.p ? key.p : "", key.n, (int32_t)id) < 0) goto done;
+        if (key.n > UINT32_MAX / 2) {
+            tk_json_fail(j, "a shorter token");
+            goto done;
+        }
+        off[k] = (uint32_t)keys.n;
+        len[k] = (uint32_t)key.n;
+        ids[k] = (int32_t)id;
+        if (tk_buf_add(&keys, key.p ? key.p : "", key.n)) goto done;
+        if (++k == BATCH) {
+            if (flush_vocab(m, &keys, off, len, ids, k)) goto done;
+            k = 0;
+        }
         if (id > max_id) max_id = id;
     }
-    if (more < 0) goto done;
+    if (more < 0 || flush_vocab(m, &keys, off, len, ids, k)) goto done;
     m->n_ids = (int32_t)(max_id + 1);
     rc = 0;
 done:
     tk_buf_free(&key);
+    tk_buf_free(&keys);
     return rc;
 }
 
-static int merge_fail(const char *where, size_t rank, const char *what, const char *tok) {
-    return tn_fail("%s: model.merges[%zu]: %s '%s' is not in model.vocab", where, rank, what, tok);
+/* A batch of merges: a, b and a+b (without b's continuing_subword_prefix)
+ * for each, as spans of one buffer. */
+typedef struct {
+    tk_buf text;
+    uint32_t off[BATCH][3], len[BATCH][3];
+    size_t rank[BATCH];
+    size_t k;
+} merge_batch;
+
+static int batch_add(tk_bpe *m, merge_batch *mb, size_t rank, const char *a, size_t an,
+                     const char *b, size_t bn) {
+    size_t skip = m->prefix_n <= bn ? m->prefix_n : bn;
+    const char *part[3] = {a, b, NULL};
+    size_t plen[3] = {an, bn, an + bn - skip};
+    size_t i = mb->k++;
+    mb->rank[i] = rank;
+    for (int p = 0; p < 3; p++) {
+        mb->off[i][p] = (uint32_t)mb->text.n;
+        mb->len[i][p] = (uint32_t)plen[p];
+        int rc = p < 2 ? tk_buf_add(&mb->text, part[p], plen[p])
+                       : tk_buf_add(&mb->text, a, an) || tk_buf_add(&mb->text, b + skip, bn - skip);
+        /* NUL-terminate each part for messages. */
+        if (rc || tk_buf_addc(&mb->text, 0)) return -1;
+    }
+    return 0;
 }
 
-/* One merge "a b" (or ["a", "b"]) -> (ids of a, b) -> (rank, id of a+b). */
-static int add_merge(tk_bpe *m, const char *where, size_t rank, const char *a, size_t an,
-                     const char *b, size_t bn, tk_buf *cat) {
-    int32_t ia = tk_strmap_get(&m->vocab, a, an);
-    if (ia < 0) return merge_fail(where, rank, "token", a);
-    int32_t ib = tk_strmap_get(&m->vocab, b, bn);
-    if (ib < 0) return merge_fail(where, rank, "token", b);
-    /* The merged token drops b's continuing_subword_prefix. */
-    size_t skip = m->prefix_n <= bn ? m->prefix_n : bn;
-    cat->n = 0;
-    if (tk_buf_add(cat, a, an) || tk_buf_add(cat, b + skip, bn - skip)) return -1;
-    int32_t im = tk_strmap_get(&m->vocab, cat->p, cat->n);
-    if (im < 0) return merge_fail(where, rank, "merged token", cat->p);
-    tk_pairmap_put(&m->merges, (uint32_t)ia, (uint32_t)ib, (uint32_t)rank, (uint32_t)im);
+static int batch_flush(tk_bpe *m, merge_batch *mb, const char *where) {
+    uint32_t h[BATCH][3];
+    for (size_t i = 0; i < mb->k; i++)
+        for (int p = 0; p < 3; p++) {
+            h[i][p] = tk_strmap_hash(mb->text.p + mb->off[i][p], mb->len[i][p]);
+            tk_strmap_prefetch(&m->vocab, h[i][p]);
+        }
+    for (size_t i = 0; i < mb->k; i++) {
+        int32_t id[3];
+        for (int p = 0; p < 3; p++) {
+            const char *s = mb->text.p + mb->off[i][p];
+            id[p] = tk_strmap_get_h(&m->vocab, s, mb->len[i][p], h[i][p]);
+            if (id[p] < 0)
+                return tn_fail("%s: model.merges[%zu]: %s '%s' is not in model.vocab", where,
+                               mb->rank[i], p < 2 ? "token" : "merged token", s);
+        }
+        tk_pairmap_put(&m->merges, (uint32_t)id[0], (uint32_t)id[1], (uint32_t)mb->rank[i],
+                       (uint32_t)id[2]);
+    }
+    mb->k = 0;
+    mb->text.n = 0;
     return 0;
 }
 
@@ -95,11 +165,13 @@ static size_t count_members(const char *p, const char *end) {
 }
 
 static int read_merges(tk_bpe *m, tk_json *j, const char *where) {
-    tk_buf s = {0}, s2 = {0}, cat = {0};
+    tk_buf s = {0}, s2 = {0};
+    merge_batch *mb = tn_calloc(1, sizeof *mb, "merges");
     int first = 1, more, rc = -1;
     size_t rank = 0;
+    if (!mb) return -1;
     tk_json_ws(j);
-    if (tk_pairmap_init(&m->merges, count_members(j->p, j->end))) return -1;
+    if (tk_pairmap_init(&m->merges, count_members(j->p, j->end))) goto done;
     if (tk_json_expect(j, '[')) goto done;
     while ((more = tk_json_more(j, ']', &first)) == 1) {
         char c = tk_json_peek(j);
@@ -112,29 +184,29 @@ static int read_merges(tk_bpe *m, tk_json *j, const char *where) {
                         rank, s.n ? s.p : "");
                 goto done;
             }
-            *sp = 0;
-            if (add_merge(m, where, rank, s.p, (size_t)(sp - s.p), sp + 1,
-                          s.n - (size_t)(sp - s.p) - 1, &cat))
+            if (batch_add(m, mb, rank, s.p, (size_t)(sp - s.p), sp + 1,
+                          s.n - (size_t)(sp - s.p) - 1))
                 goto done;
         } else if (c == '[') {
             j->p++;
             if (tk_json_string(j, &s) || tk_json_expect(j, ',') || tk_json_string(j, &s2) ||
                 tk_json_expect(j, ']'))
                 goto done;
-            if (add_merge(m, where, rank, s.p ? s.p : "", s.n, s2.p ? s2.p : "", s2.n, &cat))
-                goto done;
+            if (batch_add(m, mb, rank, s.p ? s.p : "", s.n, s2.p ? s2.p : "", s2.n)) goto done;
         } else {
             tk_json_fail(j, "a merge (\"A B\" or [\"A\", \"B\"])");
             goto done;
         }
+        if (mb->k == BATCH && batch_flush(m, mb, where)) goto done;
         rank++;
     }
-    if (more < 0) goto done;
+    if (more < 0 || batch_flush(m, mb, where)) goto done;
     rc = 0;
 done:
     tk_buf_free(&s);
     tk_buf_free(&s2);
-    tk_buf_free(&cat);
+    tk_buf_free(&mb->text);
+    free(mb);
     return rc;
 }
 
@@ -154,6 +226,33 @@ static int opt_bool(const cJSON *f, const char *key, const char *where, int *out
     if (!cJSON_IsBool(it)) return tn_fail("%s: model.%s: expected true or false", where, key);
     *out = cJSON_IsTrue(it);
     return 0;
+}
+
+/* The characters that come before '▁' inside vocabulary tokens. With
+ * decorations (subword prefix / suffix) a word's characters depend on where
+ * the word ends, so no cuts then; nor with too many such characters. */
+static void find_cuts(tk_bpe *m) {
+    static const char META[] = "\xE2\x96\x81";
+    m->cut_n = 0;
+    if (m->prefix_n || m->suffix_n || tk_strmap_get(&m->vocab, META, 3) < 0) return;
+    for (size_t e = 0; e < m->vocab.count; e++) {
+        const char *k = m->vocab.arena + m->vocab.key_off[e];
+        size_t n = m->vocab.key_len[e];
+        for (size_t i = 1; i + 3 <= n; i++) {
+            if (memcmp(k + i, META, 3)) continue;
+            size_t j = i - 1, len;
+            while (j > 0 && ((unsigned char)k[j] & 0xC0) == 0x80) j--;
+            uint32_t c = tk_utf8_decode(k + j, &len);
+            size_t a = 0;
+            while (a < m->n_cut_after && m->cut_after[a] != c) a++;
+            if (a == m->n_cut_after) {
+                if (a == sizeof m->cut_after / sizeof m->cut_after[0]) return; /* too many */
+                m->cut_after[m->n_cut_after++] = c;
+            }
+        }
+    }
+    memcpy(m->cut_char, META, 3);
+    m->cut_n = 3;
 }
 
 int tk_bpe_load(tk_bpe *m, const char *where, const tk_json *vocab_span,
@@ -212,6 +311,7 @@ int tk_bpe_load(tk_bpe *m, const char *where, const tk_json *vocab_span,
         m->byte_ids[b] = tk_strmap_get(&m->vocab, name, 6);
     }
     if (tk_cache_init(&m->cache, 1 << 16, 1 << 20)) goto fail;
+    find_cuts(m);
     free(unk);
     return 0;
 fail:
@@ -398,12 +498,8 @@ static int merge_word(tk_bpe *m, const char *s, size_t n, size_t *count) {
     return 0;
 }
 
-int tk_bpe_encode(tk_bpe *m, const char *s, size_t n, tn_ids *out) {
-    if (n == 0) return 0;
-    if (m->ignore_merges) {
-        int32_t id = tk_strmap_get(&m->vocab, s, n);
-        if (id >= 0) return tn_ids_push(out, id);
-    }
+/* One word: the cache, or the merges. */
+static int encode_word(tk_bpe *m, const char *s, size_t n, tn_ids *out) {
     if (n < CACHE_MAX_LEN) {
         const int32_t *hit = tk_cache_get(&m->cache, s, n);
         if (hit) {
@@ -418,4 +514,33 @@ int tk_bpe_encode(tk_bpe *m, const char *s, size_t n, tn_ids *out) {
     for (size_t i = 0; i < count; i++)
         if (tn_ids_push(out, m->tmp[i])) return -1;
     return 0;
+}
+
+int tk_bpe_encode(tk_bpe *m, const char *s, size_t n, tn_ids *out) {
+    if (n == 0) return 0;
+    if (m->ignore_merges) {
+        int32_t id = tk_strmap_get(&m->vocab, s, n);
+        if (id >= 0) return tn_ids_push(out, id);
+    }
+    if (!m->cut_n || n < 64) return encode_word(m, s, n, out);
+    size_t start = 0;
+    for (const char *p = s + 1; (p = memchr(p, m->cut_char[0], (size_t)(s + n - p)));) {
+        size_t at = (size_t)(p - s);
+        if (at + m->cut_n > n) break;
+        if (memcmp(p, m->cut_char, m->cut_n)) {
+            p++;
+            continue;
+        }
+        size_t j = at - 1, len;
+        while (j > start && ((unsigned char)s[j] & 0xC0) == 0x80) j--;
+        uint32_t before = tk_utf8_decode(s + j, &len);
+        size_t a = 0;
+        while (a < m->n_cut_after && m->cut_after[a] != before) a++;
+        if (a == m->n_cut_after && at > start) {
+            if (encode_word(m, s + start, at - start, out)) return -1;
+            start = at;
+        }
+        p += m->cut_n;
+    }
+    return encode_word(m, s + start, n - start, out);
 }

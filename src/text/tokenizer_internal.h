@@ -79,7 +79,7 @@ typedef struct {
     int32_t *val;
     uint32_t *hash32;
     size_t count, cap_entries;
-    uint32_t *slots; /* entry index + 1; 0 = empty */
+    uint64_t *slots; /* hash << 32 | (entry index + 1); 0 = empty */
     size_t mask;
 } tk_strmap;
 
@@ -88,6 +88,13 @@ int tk_strmap_init(tk_strmap *m, size_t expected);
 int64_t tk_strmap_put(tk_strmap *m, const char *k, size_t n, int32_t v);
 /* Returns the value, or -1 when absent. */
 int32_t tk_strmap_get(const tk_strmap *m, const char *k, size_t n);
+/* The same with the hash computed beforehand (tk_strmap_hash), so that a
+ * batch of lookups can prefetch their slots first (loading 262k tokens and
+ * 515k merges is mostly waiting for memory). */
+uint32_t tk_strmap_hash(const char *k, size_t n);
+void tk_strmap_prefetch(const tk_strmap *m, uint32_t h);
+int32_t tk_strmap_get_h(const tk_strmap *m, const char *k, size_t n, uint32_t h);
+int64_t tk_strmap_put_h(tk_strmap *m, const char *k, size_t n, uint32_t h, int32_t v);
 void tk_strmap_free(tk_strmap *m);
 
 /* (left id, right id) -> (rank, merged id). */
@@ -188,6 +195,13 @@ typedef struct {
     int32_t *tmp;
     size_t tmp_cap;
     tk_buf piece; /* prefix/suffix decorated characters */
+    /* Safe cuts of long pre-tokens (see split_points in tokenizer_bpe.c):
+     * before cut_char ('▁') unless the character before it is one of
+     * cut_after[]. */
+    char cut_char[4];
+    size_t cut_n;
+    uint32_t cut_after[16];
+    size_t n_cut_after;
 } tk_bpe;
 
 /* Reads model (already past its type check): vocab and merges spans come

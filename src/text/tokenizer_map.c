@@ -68,18 +68,23 @@ void tk_strmap_free(tk_strmap *m) {
     memset(m, 0, sizeof *m);
 }
 
+/* The slot keeps the hash beside the entry index, so that a probe touches
+ * the entry's text only when the hashes agree: one cache miss per lookup
+ * instead of three. */
 static int64_t find_slot(const tk_strmap *m, const char *k, size_t n, uint32_t h32, size_t *slot) {
     size_t i = h32 & m->mask;
     for (;;) {
-        uint32_t e = m->slots[i];
-        if (!e) {
+        uint64_t sl = m->slots[i];
+        if (!sl) {
             *slot = i;
             return -1;
         }
-        e--;
-        if (m->hash32[e] == h32 && m->key_len[e] == n && !memcmp(m->arena + m->key_off[e], k, n)) {
-            *slot = i;
-            return e;
+        if ((uint32_t)(sl >> 32) == h32) {
+            uint32_t e = (uint32_t)sl - 1;
+            if (m->key_len[e] == n && !memcmp(m->arena + m->key_off[e], k, n)) {
+                *slot = i;
+                return e;
+            }
         }
         i = (i + 1) & m->mask;
     }
@@ -87,13 +92,13 @@ static int64_t find_slot(const tk_strmap *m, const char *k, size_t n, uint32_t h
 
 static int grow_slots(tk_strmap *m) {
     size_t slots = (m->mask + 1) * 2;
-    uint32_t *s = calloc(slots, sizeof *s);
+    uint64_t *s = calloc(slots, sizeof *s);
     if (!s) return tn_fail("out of memory growing a token table");
     size_t mask = slots - 1;
     for (size_t e = 0; e < m->count; e++) {
         size_t i = m->hash32[e] & mask;
         while (s[i]) i = (i + 1) & mask;
-        s[i] = (uint32_t)e + 1;
+        s[i] = ((uint64_t)m->hash32[e] << 32) | ((uint64_t)e + 1);
     }
     free(m->slots);
     m->slots = s;
@@ -116,8 +121,17 @@ static int grow_entries(tk_strmap *m) {
     return 0;
 }
 
+uint32_t tk_strmap_hash(const char *k, size_t n) { return (uint32_t)tk_hash(k, n); }
+
+void tk_strmap_prefetch(const tk_strmap *m, uint32_t h) {
+    if (m->slots) __builtin_prefetch(&m->slots[h & m->mask]);
+}
+
 int64_t tk_strmap_put(tk_strmap *m, const char *k, size_t n, int32_t v) {
-    uint32_t h32 = (uint32_t)tk_hash(k, n);
+    return tk_strmap_put_h(m, k, n, (uint32_t)tk_hash(k, n), v);
+}
+
+int64_t tk_strmap_put_h(tk_strmap *m, const char *k, size_t n, uint32_t h32, int32_t v) {
     size_t slot;
     int64_t e = find_slot(m, k, n, h32, &slot);
     if (e >= 0) {
@@ -143,15 +157,19 @@ int64_t tk_strmap_put(tk_strmap *m, const char *k, size_t n, int32_t v) {
     m->val[e] = v;
     m->hash32[e] = h32;
     m->arena_n += n + 1;
-    m->slots[slot] = (uint32_t)e + 1;
+    m->slots[slot] = ((uint64_t)h32 << 32) | ((uint64_t)e + 1);
     if (m->count * 2 > m->mask + 1 && grow_slots(m)) return -1;
     return e;
 }
 
 int32_t tk_strmap_get(const tk_strmap *m, const char *k, size_t n) {
+    return tk_strmap_get_h(m, k, n, (uint32_t)tk_hash(k, n));
+}
+
+int32_t tk_strmap_get_h(const tk_strmap *m, const char *k, size_t n, uint32_t h) {
     if (!m->slots) return -1;
     size_t slot;
-    int64_t e = find_slot(m, k, n, (uint32_t)tk_hash(k, n), &slot);
+    int64_t e = find_slot(m, k, n, h, &slot);
     return e >= 0 ? m->val[e] : -1;
 }
 
