@@ -47,7 +47,11 @@ static const char help[] =
     "  --var KEY=JSON          a chat template variable (repeatable), e.g. date_string\n"
     "  --date YYYY-MM-DD       the day strftime_now() sees (default: today)\n"
     "  --max-line-bytes SIZE   longest JSON line accepted (default 16M)\n"
-    "  --model DIR, --data DIR the same as the positional arguments\n\n"
+    "  --model DIR, --data DIR the same as the positional arguments\n"
+    "  --dump samples|batches[:SPLIT[:EPOCH]]\n"
+    "                          instead of the report, every sample's ids and mask offset, or\n"
+    "                          an epoch's batches (ids, labels, positions, segments), one JSON\n"
+    "                          object a line\n\n"
     "exit: 0 report printed; 1 some samples are left out (see problems); 2 bad usage or\n"
     "bad input (a line that is not a record: FILE:LINE: what, expected, got).\n";
 
@@ -251,7 +255,7 @@ static void text_report(FILE *f, tn_dataset *ds, const char *model, const char *
         batching b;
         if (batching_of(&ds->splits[s], bo, seed, &b) || !b.present) continue;
         fprintf(f, "  %-6s %5d batches", ds->splits[s].name, b.batches);
-        if (bo->pack) fprintf(f, " of %d rows", b.rows);
+        if (bo->pack) fprintf(f, " (%d rows)", b.rows);
         fprintf(f, ", padding %.1f%% (unsorted batches of samples: %.1f%%)\n", 100 * b.padding, 100 * b.unsorted);
     }
 
