@@ -433,6 +433,38 @@ static void test_glu_values(void **state) {
     assert_true(fabs(h - 0.7310585786300049) < 1e-15);
 }
 
+/* GeGLU is computed as g·σ(2a); against the textbook ½g(1 + tanh a) in long
+ * double over [−12, 12] (both tails saturated). A float evaluation carries
+ * the rounding of its argument 2a into the exponential, so its error bound is
+ * ~ε_f·(1 + |2a|) relative to the size of the terms it sums (the value |v|;
+ * for the derivative σ + |2gσ(1 − σ)a'|, as it crosses zero near g = −0.75).
+ * Errors must stay within 8x that bound, or 1e-30 (float underflows near
+ * g = −10). (For a < −11, 1 + tanh a cancels even in long double, so there
+ * the reference uses σ(2a) too.) */
+static void test_geglu_sweep(void **state) {
+    enum { N = 2401 };
+    float g[N], u[N], h[N], dg[N] = {0}, du[N] = {0}, dh[N];
+    for (int i = 0; i < N; i++) g[i] = -12 + 0.01f * i, u[i] = 1, dh[i] = 1;
+    tn_geglu_forward(h, g, u, N);
+    tn_geglu_backward(dg, du, dh, g, u, N);
+    const long double k = 0.7978845608028654L, c = 0.044715L, eps = 5.96e-8L;
+    double worst = 0, worst_d = 0;
+    for (int i = 0; i < N; i++) {
+        long double x = g[i], a = k * (x + c * x * x * x), da = k * (1 + 3 * c * x * x);
+        long double sg = a > -11 ? (1 + tanhl(a)) / 2 : 1 / (1 + expl(-2 * a)); /* σ(2a) = ½(1 + tanh a) */
+        long double v = x * sg, d = sg + 2 * x * sg * (1 - sg) * da;
+        long double bound = eps * (1 + fabsl(2 * a));
+        long double rv = fabsl(h[i] - v) / (bound * fabsl(v) + 1e-30L);
+        long double rd = fabsl(dg[i] - d) / (bound * (sg + fabsl(2 * x * sg * (1 - sg) * da)) + 1e-30L);
+        worst = fmax(worst, (double)rv);
+        worst_d = fmax(worst_d, (double)rd);
+        assert_true(du[i] == h[i]);
+    }
+    printf("geglu float vs tanh formula over [-12, 12]: error / (eps_f (1 + |2a|) |terms|): value %.2f, derivative "
+           "%.2f\n", worst, worst_d);
+    assert_true(worst < 8 && worst_d < 8);
+}
+
 typedef struct {
     double *x, c;
     int64_t n;
@@ -612,7 +644,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_matmul, setup),       cmocka_unit_test_setup(test_rmsnorm, setup),
         cmocka_unit_test_setup(test_rope, setup),         cmocka_unit_test_setup(test_attention, setup),
-        cmocka_unit_test_setup(test_glu, setup),          cmocka_unit_test(test_glu_values),
+        cmocka_unit_test_setup(test_glu, setup),          cmocka_unit_test(test_glu_values), cmocka_unit_test(test_geglu_sweep),
         cmocka_unit_test_setup(test_softcap, setup),      cmocka_unit_test_setup(test_embedding, setup),
         cmocka_unit_test_setup(test_cross_entropy, setup), cmocka_unit_test_setup(test_cross_entropy_softcap, setup),
     };

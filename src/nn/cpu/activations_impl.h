@@ -27,35 +27,38 @@ void FN(tn_swiglu_backward)(real *dg, real *du, const real *dh, const real *g, c
 
 /* GELU with the tanh approximation (PyTorch's approximate="tanh"):
  *
- *     gelu(g) = ½ g (1 + tanh(a)),  a = √(2/π) (g + 0.044715 g³)          */
+ *     gelu(g) = ½ g (1 + tanh(a)),  a = √(2/π) (g + 0.044715 g³)
+ *
+ * computed through the identity ½(1 + tanh a) = σ(2a) as g · σ(2a): one exp
+ * instead of tanh (four times slower in glibc), and as accurate - σ is
+ * evaluated as 1/(1 + e^−2a), which has no cancellation for either sign of a
+ * and saturates to 0 or 1 without overflow trouble. */
 #define GELU_K ((real)0.7978845608028654) /* √(2/π) */
 #define GELU_C ((real)0.044715)
+
+static inline real gelu_sigma(real x) { return 1 / (1 + EXP(-2 * GELU_K * (x + GELU_C * x * x * x))); }
 
 /* GeGLU forward: h = gelu(g) · u. */
 void FN(tn_geglu_forward)(real *h, const real *g, const real *u, int64_t n) {
 #pragma omp parallel for if (n >= PAR_MIN)
-    for (int64_t i = 0; i < n; i++) {
-        real x = g[i];
-        real th = TANH(GELU_K * (x + GELU_C * x * x * x));
-        h[i] = (real)0.5 * x * (1 + th) * u[i];
-    }
+    for (int64_t i = 0; i < n; i++) h[i] = g[i] * gelu_sigma(g[i]) * u[i];
 }
 
-/* GeGLU backward, with
+/* GeGLU backward. With σ = σ(2a) and 1 − tanh² a = 4σ(1 − σ):
  *
- *     gelu'(g) = ½ (1 + tanh a) + ½ g (1 − tanh² a) · √(2/π) (1 + 3·0.044715 g²)
+ *     gelu'(g) = ½(1 + tanh a) + ½ g (1 − tanh² a) · a'
+ *              = σ + 2 g σ (1 − σ) · √(2/π) (1 + 3·0.044715 g²)
  *     dg += dh · u · gelu'(g)
  *     du += dh · gelu(g)                                                  */
 void FN(tn_geglu_backward)(real *dg, real *du, const real *dh, const real *g, const real *u, int64_t n) {
 #pragma omp parallel for if (n >= PAR_MIN)
     for (int64_t i = 0; i < n; i++) {
-        real x = g[i];
-        real th = TANH(GELU_K * (x + GELU_C * x * x * x));
+        real x = g[i], sg = gelu_sigma(x);
         if (dg) {
-            real d = (real)0.5 * (1 + th) + (real)0.5 * x * (1 - th * th) * GELU_K * (1 + 3 * GELU_C * x * x);
+            real d = sg + 2 * x * sg * (1 - sg) * GELU_K * (1 + 3 * GELU_C * x * x);
             dg[i] += dh[i] * u[i] * d;
         }
-        if (du) du[i] += dh[i] * (real)0.5 * x * (1 + th);
+        if (du) du[i] += dh[i] * x * sg;
     }
 }
 
