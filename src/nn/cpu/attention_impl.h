@@ -10,8 +10,10 @@
  * softmax is taken in place, and its output is a second product. Products go
  * through BLAS (the strided q, k, v rows are read in place through the
  * leading dimensions), which is where the speed comes from; the masked
- * corners of the diagonal block are computed and zeroed, about QB/(2S) extra.
- * Scratch is two [QB, S] blocks per thread, never [S, S]. */
+ * corners of a block are computed and zeroed, about QB/(2S) extra work (and
+ * QB/window with a sliding window). Scratch: one [QB, S] block per thread in
+ * forward, two in backward, plus 2·nh·S·hd values of per-head dk, dv slices
+ * when heads share a kv head; never [S, S]. */
 
 enum { QB = 64 };
 

@@ -8,11 +8,17 @@
  * one file per operation, included below in the order of a model's layer.
  *
  * Threading (OpenMP): every parallel loop writes disjoint outputs and every
- * sum is taken in an order fixed by the shapes alone, so a result is the same
- * bit for bit whatever the number of threads. Where many rows add into one
- * gradient (rmsnorm's dw, the bias's db, embedding rows, attention's dk and
- * dv), the loop runs over the receiving columns or rows instead of over the
- * contributing ones. */
+ * sum is taken in an order fixed by the shapes alone, so our loops give the
+ * same bits whatever the number of threads. Where many rows add into one
+ * gradient (rmsnorm's dw, the bias's db, embedding rows), the loop runs over
+ * the receiving columns instead of the contributing rows; attention's dk, dv
+ * collect per-head slices added in head order. The one exception is outside
+ * this code: OpenBLAS blocks the summed dimension of a product differently
+ * in its threaded and single-threaded drivers for some sizes (K = 333, 500,
+ * 1000 differ in the last bits between 1 and 2 threads; 512, 896, 4864 do
+ * not), so a matmul is reproducible for a fixed OpenBLAS thread count.
+ * Attention's block products run single-threaded inside our loops, so
+ * attention is thread-count invariant. */
 #ifndef TN_OPS_DOUBLE
 #error "define TN_OPS_DOUBLE to 0 (float) or 1 (double) before including ops_impl.h"
 #endif
