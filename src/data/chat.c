@@ -39,32 +39,38 @@ static char *join(const char *dir, const char *name) {
     return p;
 }
 
-/* Where the model's template is (as text/chat_template.c looks for it), or
- * NULL with *err 0 when it has none. */
+/* Where the model's template is (where text/chat_template.c looks for it):
+ * its path, or NULL - with *err 0 when the model has none, 1 on an error. */
 static char *find_template(const char *dir, int *err) {
-    *err = 0;
-    char *p = join(dir, "chat_template.jinja");
-    if (!p || tn_file_exists(p)) return p ? p : (*err = 1, NULL);
-    free(p);
-    if (!(p = join(dir, "tokenizer_config.json"))) return *err = 1, NULL;
-    if (!tn_file_exists(p)) {
-        free(p);
+    *err = 1;
+    char *jinja = join(dir, "chat_template.jinja");
+    if (!jinja) return NULL;
+    if (tn_file_exists(jinja)) {
+        *err = 0;
+        return jinja;
+    }
+    free(jinja);
+    char *cfg_path = join(dir, "tokenizer_config.json");
+    if (!cfg_path) return NULL;
+    if (!tn_file_exists(cfg_path)) {
+        free(cfg_path);
+        *err = 0;
         return NULL;
     }
-    cJSON *cfg = tn_json_parse_file(p, MAX_CONFIG);
+    cJSON *cfg = tn_json_parse_file(cfg_path, MAX_CONFIG);
     if (!cfg) {
-        free(p);
-        *err = 1;
+        free(cfg_path);
         return NULL;
     }
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(cfg, "chat_template");
     int has = t && !cJSON_IsNull(t);
     cJSON_Delete(cfg);
+    *err = 0;
     if (!has) {
-        free(p);
+        free(cfg_path);
         return NULL;
     }
-    return p;
+    return cfg_path;
 }
 
 tn_chat *tn_chat_load(const char *model) {

@@ -18,8 +18,9 @@ typedef struct tn_chat tn_chat;
 
 /* MODEL is a folder (or the path of a file in it, e.g. its tokenizer.json).
  * A model without a chat template is not an error: tn_chat_has_template()
- * says 0. NULL when a template is present but does not compile, or
- * tokenizer_config.json is unreadable. */
+ * says 0. NULL when tokenizer_config.json or a template file cannot be
+ * read. A template that does not compile fails when rendered (its message
+ * names the line and column), as a `template` problem of each sample. */
 tn_chat *tn_chat_load(const char *model);
 void tn_chat_free(tn_chat *c);
 
