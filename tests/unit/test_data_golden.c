@@ -9,7 +9,10 @@
  *   message is the user's), tune leaves the sample out with a "mask" problem;
  *   where transformers raised (Gemma 2: no system role), a "template" problem.
  * Also completions as raw text (--raw-completions): encode(prompt +
- * completion) + EOS, offset len(encode(prompt)). Every fixture family. */
+ * completion) + EOS, offset len(encode(prompt)). Every fixture family.
+ * And the prompt ids of each fixture's tokenizer_tests.json (made by another
+ * script, with AutoTokenizer) as the --mask-prompt prefix. */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "data/dataset.h"
 #include "io/json.h"
@@ -130,7 +134,66 @@ static void test_golden(void **state) {
     assert_true(total >= 6 * 30);
 }
 
+/* The fixtures' own reference (tests/fixtures/<family>/tokenizer_tests.json,
+ * made by make_fixtures.py with AutoTokenizer): chat.ids are the ids of a
+ * conversation ending with the user, rendered with add_generation_prompt -
+ * exactly the --mask-prompt prefix of that conversation plus an assistant
+ * reply. Mistral v3 moves the system message to the last user message, so
+ * with a reply after it the prefix breaks: there, a mask problem. */
+static void test_fixture_prompts(void **state) {
+    char dir[] = "/tmp/tune_golden_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/train.jsonl", dir);
+    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
+        char model[128], tpath[160];
+        snprintf(model, sizeof model, "tests/fixtures/%s", families[f]);
+        snprintf(tpath, sizeof tpath, "%s/tokenizer_tests.json", model);
+        cJSON *t = tn_json_parse_file(tpath, 16 << 20);
+        if (!t) fail_msg("%s", tn_error());
+        const cJSON *chat = cJSON_GetObjectItem(t, "chat");
+        cJSON *rec = cJSON_CreateObject();
+        cJSON *msgs = cJSON_Duplicate(cJSON_GetObjectItem(chat, "messages"), 1);
+        cJSON *reply = cJSON_CreateObject();
+        cJSON_AddStringToObject(reply, "role", "assistant");
+        cJSON_AddStringToObject(reply, "content", "Four.");
+        cJSON_AddItemToArray(msgs, reply);
+        cJSON_AddItemToObject(rec, "messages", msgs);
+        char *line = cJSON_PrintUnformatted(rec);
+        FILE *fp = fopen(path, "w");
+        assert_non_null(fp);
+        fprintf(fp, "%s\n", line);
+        fclose(fp);
+        free(line);
+        cJSON_Delete(rec);
+        tn_data_options o;
+        tn_data_options_default(&o);
+        o.mask_prompt = 1;
+        const char *vars[] = {"date_string=\"26 Jul 2024\""};
+        o.vars = vars;
+        o.n_vars = 1;
+        o.files[TN_SPLIT_TRAIN] = path;
+        tn_dataset ds;
+        if (tn_dataset_load(&ds, model, NULL, &o)) fail_msg("%s: %s", model, tn_error());
+        const tn_data_split *s = &ds.splits[TN_SPLIT_TRAIN];
+        const cJSON *ref = cJSON_GetObjectItem(chat, "ids");
+        if (!strcmp(families[f], "mistral")) {
+            assert_int_equal(s->n, 0);
+            assert_true(has_problem(&ds, 1, TN_PROBLEM_MASK));
+        } else {
+            assert_int_equal(s->n, 1);
+            assert_int_equal(s->samples[0].offset, cJSON_GetArraySize(ref));
+            if (!same_ids(s->tokens, s->samples[0].offset, ref)) fail_msg("%s: the prompt's ids differ", families[f]);
+            assert_true(s->samples[0].len > s->samples[0].offset + 1);
+        }
+        tn_dataset_free(&ds);
+        cJSON_Delete(t);
+    }
+    remove(path);
+    rmdir(dir);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_golden)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_golden), cmocka_unit_test(test_fixture_prompts)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
