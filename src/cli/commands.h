@@ -14,5 +14,8 @@ int cmd_template(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_data(int argc, char **argv);
+int cmd_fuse(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
 
 #endif

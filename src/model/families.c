@@ -84,13 +84,105 @@ static const tn_tensor_rule granitehybrid_layer_rules[] = {
     END,
 };
 
+/* GGUF names and transforms (llama.cpp's src/llama-arch.cpp and
+ * convert_hf_to_gguf.py): Llama-style rope families permute Q and K rows
+ * (and their biases) from rotate-half to interleaved pairs; Qwen2 and
+ * Gemma 2 use NEOX rope and are not permuted; Gemma 2 stores its norms as
+ * w + 1. */
+static const tn_gguf_name gguf_global[] = {
+    {"model.embed_tokens.weight", "token_embd.weight", TN_GGUF_COPY},
+    {"model.norm.weight", "output_norm.weight", TN_GGUF_COPY},
+    {"lm_head.weight", "output.weight", TN_GGUF_COPY},
+    {NULL, NULL, TN_GGUF_COPY},
+};
+
+#define GGUF_MLP_NAMES                                                                       \
+    {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", TN_GGUF_COPY},        \
+    {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", TN_GGUF_COPY},            \
+    {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", TN_GGUF_COPY},        \
+    {"model.layers.%d.mlp.gate_proj.bias", "blk.%d.ffn_gate.bias", TN_GGUF_COPY},            \
+    {"model.layers.%d.mlp.up_proj.bias", "blk.%d.ffn_up.bias", TN_GGUF_COPY},                \
+    {"model.layers.%d.mlp.down_proj.bias", "blk.%d.ffn_down.bias", TN_GGUF_COPY},            \
+    {NULL, NULL, TN_GGUF_COPY}
+
+#define GGUF_ATTN_NAMES(qt, kt)                                                              \
+    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", qt},                 \
+    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", kt},                 \
+    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", TN_GGUF_COPY},       \
+    {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", TN_GGUF_COPY},  \
+    {"model.layers.%d.self_attn.q_proj.bias", "blk.%d.attn_q.bias", qt},                     \
+    {"model.layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias", kt},                     \
+    {"model.layers.%d.self_attn.v_proj.bias", "blk.%d.attn_v.bias", TN_GGUF_COPY},           \
+    {"model.layers.%d.self_attn.o_proj.bias", "blk.%d.attn_output.bias", TN_GGUF_COPY}
+
+static const tn_gguf_name gguf_llama_layer[] = {
+    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", TN_GGUF_COPY},
+    GGUF_ATTN_NAMES(TN_GGUF_PERMUTE_Q, TN_GGUF_PERMUTE_K),
+    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", TN_GGUF_COPY},
+    GGUF_MLP_NAMES,
+};
+
+static const tn_gguf_name gguf_qwen2_layer[] = {
+    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", TN_GGUF_COPY},
+    GGUF_ATTN_NAMES(TN_GGUF_COPY, TN_GGUF_COPY),
+    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", TN_GGUF_COPY},
+    GGUF_MLP_NAMES,
+};
+
+static const tn_gguf_name gguf_gemma2_global[] = {
+    {"model.embed_tokens.weight", "token_embd.weight", TN_GGUF_COPY},
+    {"model.norm.weight", "output_norm.weight", TN_GGUF_PLUS_ONE},
+    {NULL, NULL, TN_GGUF_COPY},
+};
+
+static const tn_gguf_name gguf_gemma2_layer[] = {
+    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", TN_GGUF_PLUS_ONE},
+    GGUF_ATTN_NAMES(TN_GGUF_COPY, TN_GGUF_COPY),
+    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.post_attention_norm.weight", TN_GGUF_PLUS_ONE},
+    {"model.layers.%d.pre_feedforward_layernorm.weight", "blk.%d.ffn_norm.weight", TN_GGUF_PLUS_ONE},
+    {"model.layers.%d.post_feedforward_layernorm.weight", "blk.%d.post_ffw_norm.weight", TN_GGUF_PLUS_ONE},
+    GGUF_MLP_NAMES,
+};
+
+/* {arch}.* keys. key_length / value_length are written for every family
+ * (llama.cpp reads them when present and defaults to hidden / heads). */
+#define GGUF_COMMON_KEYS                                                                          \
+    {"context_length", TN_GK_CONTEXT}, {"embedding_length", TN_GK_HIDDEN}, {"block_count", TN_GK_LAYERS},   \
+    {"feed_forward_length", TN_GK_FF}, {"attention.head_count", TN_GK_HEADS},                               \
+    {"attention.head_count_kv", TN_GK_KV_HEADS}, {"attention.layer_norm_rms_epsilon", TN_GK_RMS_EPS},      \
+    {"rope.freq_base", TN_GK_ROPE_THETA}, {"attention.key_length", TN_GK_HEAD_DIM},                         \
+    {"attention.value_length", TN_GK_HEAD_DIM}
+
+static const tn_gguf_key gguf_llama_keys[] = {
+    GGUF_COMMON_KEYS, {"vocab_size", TN_GK_VOCAB}, {"rope.dimension_count", TN_GK_HEAD_DIM}, {NULL, TN_GK_END},
+};
+
+static const tn_gguf_key gguf_qwen2_keys[] = {GGUF_COMMON_KEYS, {NULL, TN_GK_END}};
+
+static const tn_gguf_key gguf_gemma2_keys[] = {
+    GGUF_COMMON_KEYS,
+    {"attn_logit_softcapping", TN_GK_ATTN_SOFTCAP},
+    {"final_logit_softcapping", TN_GK_FINAL_SOFTCAP},
+    {"attention.sliding_window", TN_GK_SLIDING_WINDOW},
+    {NULL, TN_GK_END},
+};
+
+static const tn_gguf_key gguf_granite_keys[] = {
+    GGUF_COMMON_KEYS,
+    {"vocab_size", TN_GK_VOCAB},
+    {"rope.dimension_count", TN_GK_HEAD_DIM},
+    {"attention.scale", TN_GK_ATTN_MULT},
+    {"embedding_scale", TN_GK_EMBED_MULT},
+    {"residual_scale", TN_GK_RESIDUAL_MULT},
+    {"logit_scale", TN_GK_LOGITS_SCALE},
+    {NULL, TN_GK_END},
+};
+
 /* What this build implements, stage by stage (NULL = implemented). Stages
  * land issue by issue; each entry names the work still missing. */
 #define NOT_YET_DENSE                                                                    \
     {                                                                                    \
         [TN_STAGE_QLORA] = "QLoRA (4-bit base) is not implemented in this build yet",    \
-        [TN_STAGE_FUSE] = "fuse to an HF folder is not implemented in this build yet",   \
-        [TN_STAGE_GGUF] = "GGUF export is not implemented in this build yet",            \
     }
 
 static const tn_family llama = {
@@ -99,6 +191,8 @@ static const tn_family llama = {
     .default_tied = 0, .default_rms_eps = 1e-6,
     .global_rules = global_rules, .layer_rules = llama_layer_rules,
     .not_implemented = NOT_YET_DENSE,
+    .gguf_global = gguf_global, .gguf_layer = gguf_llama_layer, .gguf_keys = gguf_llama_keys,
+    .gguf_tokenizer_pre = "llama-bpe",
 };
 
 static const tn_family mistral = {
@@ -107,6 +201,8 @@ static const tn_family mistral = {
     .default_tied = 0, .default_rms_eps = 1e-6,
     .global_rules = global_rules, .layer_rules = llama_layer_rules,
     .not_implemented = NOT_YET_DENSE,
+    .gguf_global = gguf_global, .gguf_layer = gguf_llama_layer, .gguf_keys = gguf_llama_keys,
+    .gguf_tokenizer_pre = "tekken",
 };
 
 static const tn_family qwen2 = {
@@ -115,6 +211,8 @@ static const tn_family qwen2 = {
     .qkv_bias = 1, .default_tied = 0, .default_rms_eps = 1e-6,
     .global_rules = global_rules, .layer_rules = llama_layer_rules,
     .not_implemented = NOT_YET_DENSE,
+    .gguf_global = gguf_global, .gguf_layer = gguf_qwen2_layer, .gguf_keys = gguf_qwen2_keys,
+    .gguf_tokenizer_pre = "qwen2",
 };
 
 static const tn_family gemma2 = {
@@ -124,6 +222,8 @@ static const tn_family gemma2 = {
     .alternating_window = 1, .default_tied = 1, .default_rms_eps = 1e-6,
     .global_rules = global_rules, .layer_rules = gemma2_layer_rules,
     .not_implemented = NOT_YET_DENSE,
+    .gguf_global = gguf_gemma2_global, .gguf_layer = gguf_gemma2_layer, .gguf_keys = gguf_gemma2_keys,
+    .gguf_tokenizer_pre = "default",
 };
 
 static const tn_family granite = {
@@ -132,6 +232,8 @@ static const tn_family granite = {
     .multipliers = 1, .default_tied = 1, .default_rms_eps = 1e-6,
     .global_rules = global_rules, .layer_rules = llama_layer_rules,
     .not_implemented = NOT_YET_DENSE,
+    .gguf_global = gguf_global, .gguf_layer = gguf_llama_layer, .gguf_keys = gguf_granite_keys,
+    .gguf_tokenizer_pre = "refact",
 };
 
 static const tn_family granitemoehybrid = {

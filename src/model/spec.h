@@ -77,6 +77,50 @@ typedef enum {
     TN_STAGE_COUNT
 } tn_stage;
 
+/* GGUF export (llama.cpp's convert_hf_to_gguf.py and src/llama-arch.cpp).
+ * A tensor's transform on the way from Hugging Face's layout to llama.cpp's. */
+typedef enum {
+    TN_GGUF_COPY,      /* as stored */
+    TN_GGUF_PERMUTE_Q, /* rows from rotate-half to interleaved pairs, query heads */
+    TN_GGUF_PERMUTE_K, /* the same with the key/value head count */
+    TN_GGUF_PLUS_ONE,  /* w + 1 (norms that scale by 1 + w) */
+} tn_gguf_transform;
+
+/* HF tensor name ("%d" = layer) -> GGUF tensor name ("%d" = layer). */
+typedef struct {
+    const char *hf;
+    const char *gguf;
+    tn_gguf_transform transform;
+} tn_gguf_name;
+
+/* Where a GGUF metadata value comes from (the spec's numbers). */
+typedef enum {
+    TN_GK_END,
+    TN_GK_CONTEXT,      /* u32 max_position_embeddings */
+    TN_GK_HIDDEN,       /* u32 hidden_size */
+    TN_GK_LAYERS,       /* u32 num_hidden_layers */
+    TN_GK_FF,           /* u32 intermediate_size */
+    TN_GK_HEADS,        /* u32 num_attention_heads */
+    TN_GK_KV_HEADS,     /* u32 num_key_value_heads */
+    TN_GK_HEAD_DIM,     /* u32 head_dim */
+    TN_GK_VOCAB,        /* u32 vocab_size */
+    TN_GK_RMS_EPS,      /* f32 rms_norm_eps */
+    TN_GK_ROPE_THETA,   /* f32 rope_theta */
+    TN_GK_ATTN_SOFTCAP, /* f32 attn_logit_softcapping */
+    TN_GK_FINAL_SOFTCAP, /* f32 final_logit_softcapping */
+    TN_GK_SLIDING_WINDOW, /* u32 sliding_window */
+    TN_GK_EMBED_MULT,   /* f32 embedding_multiplier */
+    TN_GK_RESIDUAL_MULT, /* f32 residual_multiplier */
+    TN_GK_ATTN_MULT,    /* f32 attention_multiplier */
+    TN_GK_LOGITS_SCALE, /* f32 logits_scaling */
+} tn_gguf_value;
+
+/* "{arch}.<key>" = value. */
+typedef struct {
+    const char *key;
+    tn_gguf_value value;
+} tn_gguf_key;
+
 typedef struct {
     const char *model_type;   /* config.json's model_type */
     const char *description;  /* "Llama 3.x" */
@@ -97,6 +141,14 @@ typedef struct {
     /* What this build implements for the family, stage by stage: NULL when
      * implemented, else the reason it is not. */
     const char *not_implemented[TN_STAGE_COUNT];
+    /* GGUF export: tensor names and transforms (global and per layer,
+     * NULL-terminated), the {arch}.* metadata keys, and the llama.cpp
+     * pre-tokenizer name for a byte-level BPE vocabulary of this family
+     * (tokenizer.ggml.pre) when the tokenizer's own pre-tokenizer does not
+     * say otherwise. */
+    const tn_gguf_name *gguf_global, *gguf_layer;
+    const tn_gguf_key *gguf_keys;
+    const char *gguf_tokenizer_pre;
 } tn_family;
 
 typedef struct {
