@@ -11,7 +11,7 @@ LIBS    := -lcjson -lopenblas -lpcre2-8 -lutf8proc -lyaml -lm
 SRCS    := $(shell find src -name '*.c' | sort)
 LIBSRCS := $(filter-out src/cli/main.c,$(SRCS))
 PRESETS := $(sort $(wildcard src/model/presets/*.json))
-DEMO    := $(sort $(wildcard src/demo/*.json))
+DEMO    := $(sort $(wildcard src/demo/*.json src/demo/*.jsonl))
 
 REL_OBJS  := $(patsubst %.c,build/release/%.o,$(LIBSRCS)) build/release/gen/presets_data.o build/release/gen/demo_data.o
 TEST_OBJS := $(patsubst %.c,build/test/%.o,$(LIBSRCS)) build/test/gen/presets_data.o build/test/gen/demo_data.o

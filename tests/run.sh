@@ -6,6 +6,7 @@ set -u
 cd "$(dirname "$0")/.."
 export TUNE="$PWD/build/test/tune"
 export TUNE_ROOT="$PWD"
+export OMP_WAIT_POLICY=PASSIVE
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=99"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=98"
 passed=0

@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "util/error.h"
+#include "util/platform.h"
 
 typedef struct {
     const char *name;
@@ -37,6 +38,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    tn_platform_start(argc, argv);
     if (argc < 2) {
         usage(stderr);
         return TN_EXIT_USAGE;

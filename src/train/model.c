@@ -292,14 +292,21 @@ int tn_model_save(const tn_model *m, const char *dir, tn_dtype dtype) {
     int rc = tn_safetensors_write(dir, "model", d, m->st.n_tensors, 5000000000ull, "{\"format\":\"pt\"}", fill_weight, &c);
     free(d);
     if (rc) return rc;
-    char src[4200], dst[4200];
-    snprintf(src, sizeof src, "%s/config.json", m->path);
-    snprintf(dst, sizeof dst, "%s/config.json", dir);
-    size_t n = 0;
-    char *text = tn_read_file(src, 16u << 20, &n);
-    if (!text) return -1;
-    rc = tn_write_file_atomic(dst, text, n);
-    free(text);
+    /* config.json, and the tokenizer and generation files when present, so
+     * the folder is a complete model. */
+    static const char *const files[] = {"config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                                        "generation_config.json", "chat_template.jinja", NULL};
+    for (int i = 0; files[i] && rc == 0; i++) {
+        char src[4200], dst[4200];
+        snprintf(src, sizeof src, "%s/%s", m->path, files[i]);
+        snprintf(dst, sizeof dst, "%s/%s", dir, files[i]);
+        if (i > 0 && !tn_file_exists(src)) continue;
+        size_t n = 0;
+        char *text = tn_read_file(src, 256u << 20, &n);
+        if (!text) return -1;
+        rc = tn_write_file_atomic(dst, text, n);
+        free(text);
+    }
     return rc;
 }
 

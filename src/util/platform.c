@@ -118,6 +118,18 @@ double tn_seconds(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+void tn_platform_start(int argc, char **argv) {
+    (void)argc;
+    if (getenv("OMP_WAIT_POLICY") || getenv("TUNE_NO_REEXEC")) return;
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    setenv("TUNE_NO_REEXEC", "1", 1);
+#if defined(__linux__)
+    execv("/proc/self/exe", argv);
+#endif
+    execvp(argv[0], argv);
+    /* If the program cannot be run again, go on with the default policy. */
+}
+
 int tn_file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);

@@ -26,6 +26,13 @@ uint64_t tn_peak_rss(void);
 /* Monotonic seconds. */
 double tn_seconds(void);
 
+/* OpenMP's worker threads spin between parallel regions by default; on a
+ * two-core machine shared with other work (or with OpenBLAS's own threads)
+ * that spinning costs up to 10x. Unless the user chose a policy, tune runs
+ * with OMP_WAIT_POLICY=PASSIVE: libgomp reads it when it is loaded, so this
+ * sets it and executes the program again (once). Call first in main. */
+void tn_platform_start(int argc, char **argv);
+
 int tn_file_exists(const char *path);
 int tn_is_directory(const char *path);
 /* mkdir -p */
