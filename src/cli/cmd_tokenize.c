@@ -26,7 +26,8 @@ static const char tok_help[] =
     "  --no-special    add no BOS/EOS from the post-processor (add_special_tokens=False)\n"
     "  --tokens        print token strings instead of ids\n"
     "  --jsonl         each stdin line is a JSON string, or an object with \"text\" (a\n"
-    "                  string) or \"hex\" (the bytes in hex); prints one array per line\n"
+    "                  string) or \"hex\" (the bytes in hex, for NUL or invalid UTF-8);\n"
+    "                  prints one array per line\n"
     "  --stats         print load and encode times and MB/s on stderr\n";
 
 static const char detok_help[] =
