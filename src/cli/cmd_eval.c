@@ -44,7 +44,7 @@ int cmd_eval(int argc, char **argv) {
     if (a.failed) return fprintf(stderr, "tune: %s\n", tn_error()), TN_EXIT_USAGE;
     if (!model || !data) return fprintf(stderr, "tune eval: needs MODEL and --data DIR\n%s", help), TN_EXIT_USAGE;
     tn_batch_source src;
-    if (tn_data_source_open(&src, model, data, (int)max_seq, (int)batch, mask, 0) != 0)
+    if (tn_data_source_open(&src, model, data, (int)max_seq, (int)batch, mask, 0, NULL) != 0)
         return fprintf(stderr, "tune: %s\n", tn_error()), TN_EXIT_USAGE;
     int split = -1;
     if (!split_name) split = src.n_batches(src.ctx, TN_SPLIT_TEST) > 0 ? TN_SPLIT_TEST : TN_SPLIT_VALID;

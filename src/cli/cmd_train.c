@@ -1,11 +1,14 @@
 /* cmd_train.c - `tune train MODEL --data DIR --out DIR [options]`. */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/train_config.h"
+#include "io/json.h"
 #include "train/data_source.h"
 #include "train/trainer.h"
 #include "util/error.h"
@@ -45,7 +48,10 @@ int cmd_train(int argc, char **argv) {
     /* The config file first, so that the command line overrides it. */
     for (int i = 1; i + 1 < argc; i++)
         if (!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) {
-            if (tn_train_config_load(argv[i + 1], &o, &x) != 0) return fail_usage();
+            if (tn_train_config_load(argv[i + 1], &o, &x) != 0) {
+                tn_train_config_free(&x);
+                return fail_usage();
+            }
             data = x.data;
             mask_prompt = x.mask_prompt;
         }
@@ -121,11 +127,34 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "tune: --dropout: expected a probability in [0, 1), got %g\n", o.dropout);
         goto done;
     }
+    /* A resumed run renders the data with the clock of the first run (chat
+     * templates may print today's date). */
+    struct tm pinned, *date = NULL;
+    if (o.resume) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/state.json", o.resume);
+        cJSON *st = tn_json_parse_file(path, 1 << 20);
+        if (!st) {
+            fail_usage();
+            goto done;
+        }
+        const cJSON *dt = cJSON_GetObjectItemCaseSensitive(st, "data_time");
+        memset(&pinned, 0, sizeof pinned);
+        if (cJSON_IsString(dt) && sscanf(dt->valuestring, "%d-%d-%d %d:%d:%d", &pinned.tm_year, &pinned.tm_mon, &pinned.tm_mday,
+                                         &pinned.tm_hour, &pinned.tm_min, &pinned.tm_sec) == 6) {
+            pinned.tm_year -= 1900, pinned.tm_mon -= 1;
+            mktime(&pinned); /* fills the weekday */
+            date = &pinned;
+        }
+        cJSON_Delete(st);
+    }
     tn_batch_source src;
-    if (tn_data_source_open(&src, o.model, data, o.max_seq, o.batch, mask_prompt, o.seed) != 0) {
+    if (tn_data_source_open(&src, o.model, data, o.max_seq, o.batch, mask_prompt, o.seed, date) != 0) {
         fail_usage();
         goto done;
     }
+    char data_time[64];
+    o.data_time = tn_data_source_time(&src, data_time, sizeof data_time);
     rc = tn_train_run(&o, &src) == 0 ? TN_EXIT_OK : TN_EXIT_FAILED;
     if (rc) fprintf(stderr, "tune: %s\n", tn_error());
     tn_data_source_close(&src);

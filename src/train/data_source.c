@@ -4,6 +4,7 @@
  * resumed run sees the very batches it would have seen. */
 #include "train/data_source.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,7 +46,7 @@ static int get(void *ctx, int split, int64_t epoch, int64_t index, tn_batch_view
 }
 
 int tn_data_source_open(tn_batch_source *src, const char *model, const char *data_dir, int max_seq, int batch, int mask_prompt,
-                        uint64_t seed) {
+                        uint64_t seed, const struct tm *date) {
     memset(src, 0, sizeof *src);
     source *s = tn_calloc(1, sizeof *s, "data source");
     if (!s) return -1;
@@ -53,6 +54,7 @@ int tn_data_source_open(tn_batch_source *src, const char *model, const char *dat
     tn_data_options_default(&o);
     o.max_seq_length = max_seq;
     o.mask_prompt = mask_prompt;
+    o.date = date;
     if (tn_dataset_load(&s->ds, model, data_dir, &o) != 0) {
         free(s);
         return -1;
@@ -62,6 +64,11 @@ int tn_data_source_open(tn_batch_source *src, const char *model, const char *dat
         free(s);
         return tn_fail("%s: no training samples (expected train.jsonl with at least one usable record)", data_dir);
     }
+    size_t left_out = 0, truncated = 0;
+    for (int k = 0; k < TN_SPLITS; k++) left_out += s->ds.splits[k].n_left_out, truncated += s->ds.splits[k].n_truncated;
+    if (left_out || truncated)
+        fprintf(stderr, "tune: %s: %zu sample%s left out, %zu truncated to %d tokens (tune data %s %s lists them)\n", data_dir, left_out,
+                left_out == 1 ? "" : "s", truncated, max_seq, model, data_dir);
     s->bo.batch_size = batch;
     s->bo.pack = TN_PACK_NONE;
     s->bo.pad_id = s->ds.pad_id;
@@ -89,4 +96,12 @@ void tn_data_source_close(tn_batch_source *src) {
     tn_dataset_free(&s->ds);
     free(s);
     src->ctx = NULL;
+}
+
+const char *tn_data_source_time(const tn_batch_source *src, char *buf, int cap) {
+    const source *s = src->ctx;
+    buf[0] = 0;
+    const struct tm *t = s && s->ds.chat ? tn_chat_time(s->ds.chat) : NULL;
+    if (t) strftime(buf, (size_t)cap, "%Y-%m-%d %H:%M:%S", t);
+    return buf;
 }

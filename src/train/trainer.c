@@ -104,6 +104,7 @@ static int save_checkpoint(const tn_train_options *o, const tn_model *m, const t
     cJSON_AddNumberToObject(st, "grad_accum", o->grad_accum);
     cJSON_AddNumberToObject(st, "lr", o->lr);
     cJSON_AddStringToObject(st, "schedule", tn_schedule_name(o->schedule));
+    if (o->data_time && *o->data_time) cJSON_AddStringToObject(st, "data_time", o->data_time);
     char *text = cJSON_Print(st);
     cJSON_Delete(st);
     snprintf(path, sizeof path, "%s/state.json", tmp);

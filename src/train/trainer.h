@@ -46,6 +46,7 @@ typedef struct {
     int64_t val_every, val_batches, save_every, report_every;
     int max_bad_steps;
     uint64_t budget; /* 0: none */
+    const char *data_time; /* written into checkpoints: the clock the data was rendered with */
 } tn_train_options;
 
 void tn_train_defaults(tn_train_options *o);
