@@ -107,6 +107,7 @@ tn_template *tn_template_compile(const char *src, size_t n, const char *name) {
     tt_tokens toks = {0};
     int rc = tt_lex(t, &toks);
     if (!rc) rc = tt_parse(t, &toks);
+    if (!rc) tt_mark_literals(t->body);
     free(toks.v);
     if (rc) {
         tn_template_free(t);

@@ -351,7 +351,7 @@ fail:
 }
 
 /* select / reject / selectattr / rejectattr */
-static int f_select(tt_ctx *c, uint32_t pos, tv in, tt_args *a, int attr, int reject, tv *out) {
+static int f_select(tt_ctx *c, uint32_t pos, tv in, tt_args *a, int attr, int reject, tv_list *res) {
     size_t off = 0;
     getter g;
     memset(&g, 0, sizeof g);
@@ -373,8 +373,8 @@ static int f_select(tt_ctx *c, uint32_t pos, tv in, tt_args *a, int attr, int re
         targs.kwn = a->kwn;
         targs.kwv = a->kwv;
     }
-    tv_list *l, *res = tt_list_new(c->a, 0);
-    if (!res || tv_iterate(c, pos, in, &l)) return -1;
+    tv_list *l;
+    if (tv_iterate(c, pos, in, &l)) return -1;
     for (size_t i = 0; i < l->n; i++) {
         tv x = l->v[i];
         if (attr && getter_get(c, pos, &g, x, &x)) return -1;
@@ -385,10 +385,10 @@ static int f_select(tt_ctx *c, uint32_t pos, tv in, tt_args *a, int attr, int re
             ok = tv_truth(x);
         if (ok != reject && tt_list_push(c->a, res, l->v[i])) return -1;
     }
-    return make_gen(c, res, "select_or_reject", TI_GENERATOR, out);
+    return 0;
 }
 
-static int f_map(tt_ctx *c, uint32_t pos, tv in, tt_args *a, tv *out) {
+static int f_map(tt_ctx *c, uint32_t pos, tv in, tt_args *a, tv_list *res) {
     getter g;
     int fid = 0;
     tt_args fargs = {0};
@@ -413,14 +413,14 @@ static int f_map(tt_ctx *c, uint32_t pos, tv in, tt_args *a, tv *out) {
         fargs.kwn = a->kwn;
         fargs.kwv = a->kwv;
     }
-    tv_list *l, *res;
-    if (tv_iterate(c, pos, in, &l) || !(res = tt_list_new(c->a, l->n))) return -1;
+    tv_list *l;
+    if (tv_iterate(c, pos, in, &l)) return -1;
     for (size_t i = 0; i < l->n; i++) {
         tv x;
         if (fid ? tt_call_filter(c, pos, fid, l->v[i], &fargs, &x) : getter_get(c, pos, &g, l->v[i], &x)) return -1;
-        res->v[res->n++] = x;
+        if (tt_list_push(c->a, res, x)) return -1;
     }
-    return make_gen(c, res, "sync_do_map", TI_GENERATOR, out);
+    return 0;
 }
 
 static int f_sort(tt_ctx *c, uint32_t pos, tv in, tt_args *a, tv *out) {
@@ -428,12 +428,11 @@ static int f_sort(tt_ctx *c, uint32_t pos, tv in, tt_args *a, tv *out) {
     BIND("sort", 0, "reverse", "case_sensitive", "attribute");
     tv_list *l;
     if (tv_iterate(c, pos, in, &l)) return -1;
-    /* attribute may list several, comma-separated */
+    /* make_multi_attrgetter: keys are lists, one value per comma-separated
+     * attribute (so equal keys never reach '<') */
     getter gs[8];
     size_t ng = 0;
-    int multi = 0;
-    if (arg[2].type == TV_STR && memchr(arg[2].s->s, ',', arg[2].s->len)) {
-        multi = 1;
+    if (arg[2].type == TV_STR) {
         const char *s = arg[2].s->s;
         size_t len = arg[2].s->len, st = 0;
         for (size_t i = 0; i <= len; i++) {
@@ -454,15 +453,12 @@ static int f_sort(tt_ctx *c, uint32_t pos, tv in, tt_args *a, tv *out) {
     if (!v) return -1;
     for (size_t i = 0; i < l->n; i++) {
         v[i].val = l->v[i];
-        if (multi) {
-            tv_list *k = tt_list_new(c->a, ng);
-            if (!k) return -1;
-            for (size_t j = 0; j < ng; j++)
-                if (getter_get(c, pos, &gs[j], l->v[i], &k->v[k->n++])) return -1;
-            v[i].key.type = TV_LIST;
-            v[i].key.l = k;
-        } else if (getter_get(c, pos, &gs[0], l->v[i], &v[i].key))
-            return -1;
+        tv_list *k = tt_list_new(c->a, ng);
+        if (!k) return -1;
+        for (size_t j = 0; j < ng; j++)
+            if (getter_get(c, pos, &gs[j], l->v[i], &k->v[k->n++])) return -1;
+        v[i].key.type = TV_LIST;
+        v[i].key.l = k;
     }
     if (sort_kv(c, pos, v, l->n, tv_truth(arg[0]))) return -1;
     tv_list *res = tt_list_new(c->a, l->n);
@@ -533,11 +529,11 @@ static int f_minmax(tt_ctx *c, uint32_t pos, tv in, tt_args *a, int max, tv *out
     return 0;
 }
 
-static int f_unique(tt_ctx *c, uint32_t pos, tv in, tt_args *a, tv *out) {
+static int f_unique(tt_ctx *c, uint32_t pos, tv in, tt_args *a, tv_list *res) {
     tv arg[2] = {tv_bool(0), tv_none()};
     BIND("unique", 0, "case_sensitive", "attribute");
-    tv_list *l, *res = tt_list_new(c->a, 0), *seen = tt_list_new(c->a, 0);
-    if (!res || !seen || tv_iterate(c, pos, in, &l)) return -1;
+    tv_list *l, *seen = tt_list_new(c->a, 0);
+    if (!seen || tv_iterate(c, pos, in, &l)) return -1;
     getter g;
     if (getter_make(c, pos, arg[1], &g)) return -1;
     g.lower = !tv_truth(arg[0]);
@@ -549,7 +545,7 @@ static int f_unique(tt_ctx *c, uint32_t pos, tv in, tt_args *a, tv *out) {
         for (size_t j = 0; j < seen->n && !dup; j++) dup = tv_eq(seen->v[j], k);
         if (!dup && (tt_list_push(c->a, seen, k) || tt_list_push(c->a, res, l->v[i]))) return -1;
     }
-    return make_gen(c, res, "do_unique", TI_GENERATOR, out);
+    return 0;
 }
 
 /* Python's int(str, base) */
@@ -778,7 +774,6 @@ static int f_truncate(tt_ctx *c, uint32_t pos, tv in, tt_args *a, tv *out) {
     tv arg[4] = {tv_int(255), tv_bool(0), tv_none(), tv_int(5)};
     BIND("truncate", 0, "length", "killwords", "end", "leeway");
     tv_str *s, *end;
-    if (tv_to_str(c, in, &s)) return -1;
     if (!given_[2] && tv_str_make(c->a, "...", 3, &arg[2])) return -1;
     if (want_str(c, pos, arg[2], "truncate end", &end)) return -1;
     int64_t length, leeway;
@@ -786,6 +781,17 @@ static int f_truncate(tt_ctx *c, uint32_t pos, tv in, tt_args *a, tv *out) {
         return -1;
     if (length < (int64_t)end->ncp) return tt_fail_at(c->t, pos, "expected length >= %zu, got %" PRId64, end->ncp, length);
     if (leeway < 0) return tt_fail_at(c->t, pos, "expected leeway >= 0, got %" PRId64, leeway);
+    if (in.type != TV_STR) {
+        /* anything with a len() passes when short enough */
+        int64_t n;
+        if (tv_len(c, pos, in, &n)) return -1;
+        if (n <= length + leeway) {
+            *out = in;
+            return 0;
+        }
+        return tt_fail_at(c->t, pos, "truncate: expected a string, got '%s'", tv_type_name(in));
+    }
+    s = in.s;
     if ((int64_t)s->ncp <= length + leeway) {
         out->type = TV_STR;
         out->s = s;
@@ -860,12 +866,16 @@ static int f_reverse(tt_ctx *c, uint32_t pos, tv in, tv *out) {
         out->l = r;
         return 0;
     }
-    return make_gen(c, r, NULL, TI_REVERSED, out);
+    if (make_gen(c, r, NULL, TI_REVERSED, out)) return -1;
+    out->it->gen_name = in.type == TV_LIST ? "list_reverseiterator" : in.type == TV_DICT ? "dict_reversekeyiterator"
+                        : (in.type == TV_ITER && in.it->kind == TI_RANGE) ? "range_iterator" : "reversed";
+    return 0;
 }
 
 static int f_first_last(tt_ctx *c, uint32_t pos, tv in, int last, tv *out) {
     if (!last && in.type == TV_ITER && (in.it->kind == TI_GENERATOR || in.it->kind == TI_REVERSED)) {
         if (in.it->pos < in.it->items->n) *out = in.it->items->v[in.it->pos++];
+        else if (in.it->error) return tn_fail("%s", in.it->error);
         else *out = tv_undef_hint(c, "No first item, sequence was empty.");
         return 0;
     }
@@ -895,14 +905,14 @@ static int f_sum(tt_ctx *c, uint32_t pos, tv in, tt_args *a, tv *out) {
     return 0;
 }
 
-static int f_batch(tt_ctx *c, uint32_t pos, tv in, tt_args *a, tv *out) {
+static int f_batch(tt_ctx *c, uint32_t pos, tv in, tt_args *a, tv_list *res) {
     tv arg[2] = {tv_none(), tv_none()};
     BIND("batch", 1, "linecount", "fill_with");
     int64_t n;
     if (want_int(c, pos, arg[0], "batch linecount", &n)) return -1;
     if (n <= 0) return tt_fail_at(c->t, pos, "batch: linecount must be positive");
-    tv_list *l, *res = tt_list_new(c->a, 0), *cur = NULL;
-    if (!res || tv_iterate(c, pos, in, &l)) return -1;
+    tv_list *l, *cur = NULL;
+    if (tv_iterate(c, pos, in, &l)) return -1;
     for (size_t i = 0; i < l->n; i++) {
         if (!cur && !(cur = tt_list_new(c->a, (size_t)n))) return -1;
         cur->v[cur->n++] = l->v[i];
@@ -920,7 +930,55 @@ static int f_batch(tt_ctx *c, uint32_t pos, tv in, tt_args *a, tv *out) {
         x.l = cur;
         if (tt_list_push(c->a, res, x)) return -1;
     }
-    return make_gen(c, res, "do_batch", TI_GENERATOR, out);
+    return 0;
+}
+
+static int f_items(tt_ctx *c, uint32_t pos, tv in, tv_list *res) {
+    if (in.type == TV_UNDEF) return 0;
+    if (in.type != TV_DICT) return tt_fail_at(c->t, pos, "Can only get item pairs from a mapping.");
+    for (size_t i = 0; i < in.d->n; i++) {
+        tv_list *p = tt_list_new(c->a, 2);
+        if (!p) return -1;
+        p->v[0] = in.d->k[i];
+        p->v[1] = in.d->v[i];
+        p->n = 2;
+        tv t = {.type = TV_TUPLE};
+        t.l = p;
+        if (tt_list_push(c->a, res, t)) return -1;
+    }
+    return 0;
+}
+
+/* jinja2 writes select, map, unique, batch and items as generators: nothing
+ * runs until the result is iterated, and an error surfaces only when the
+ * items are consumed up to it (a never-consumed generator never fails; a
+ * falsy input to select/map yields nothing at all). Here the items are
+ * computed at once and an error is kept in the generator for that moment. */
+static int generator_filter(tt_ctx *c, uint32_t pos, int id, tv in, tt_args *a, tv *out) {
+    tv_list *res = tt_list_new(c->a, 0);
+    if (!res) return -1;
+    int rc = 0;
+    const char *name = "select_or_reject";
+    switch (id) {
+    case F_MAP: name = "sync_do_map"; rc = tv_truth(in) ? f_map(c, pos, in, a, res) : 0; break;
+    case F_SELECT: rc = tv_truth(in) ? f_select(c, pos, in, a, 0, 0, res) : 0; break;
+    case F_REJECT: rc = tv_truth(in) ? f_select(c, pos, in, a, 0, 1, res) : 0; break;
+    case F_SELECTATTR: rc = tv_truth(in) ? f_select(c, pos, in, a, 1, 0, res) : 0; break;
+    case F_REJECTATTR: rc = tv_truth(in) ? f_select(c, pos, in, a, 1, 1, res) : 0; break;
+    case F_UNIQUE: name = "sync_do_unique"; rc = f_unique(c, pos, in, a, res); break;
+    case F_BATCH: name = "do_batch"; rc = f_batch(c, pos, in, a, res); break;
+    default: name = "do_items"; rc = f_items(c, pos, in, res); break;
+    }
+    if (make_gen(c, res, name, TI_GENERATOR, out)) return -1;
+    if (rc) {
+        const char *m = tn_error();
+        size_t n = strlen(m);
+        char *copy = tt_alloc(c->a, n + 1);
+        if (!copy) return -1;
+        memcpy(copy, m, n + 1);
+        out->it->error = copy;
+    }
+    return 0;
 }
 
 static int f_wordcount(tt_ctx *c, tv in, tv *out) {
@@ -999,34 +1057,20 @@ int tt_call_filter(tt_ctx *c, uint32_t pos, int id, tv in, tt_args *a, tv *out) 
         out->l = copy;
         return 0;
     }
-    case F_MAP: return f_map(c, pos, in, a, out);
-    case F_SELECT: return f_select(c, pos, in, a, 0, 0, out);
-    case F_REJECT: return f_select(c, pos, in, a, 0, 1, out);
-    case F_SELECTATTR: return f_select(c, pos, in, a, 1, 0, out);
-    case F_REJECTATTR: return f_select(c, pos, in, a, 1, 1, out);
+    case F_MAP:
+    case F_SELECT:
+    case F_REJECT:
+    case F_SELECTATTR:
+    case F_REJECTATTR:
+    case F_UNIQUE:
+    case F_BATCH:
+    case F_ITEMS: return generator_filter(c, pos, id, in, a, out);
     case F_INT: return f_int(c, pos, in, a, out);
     case F_FLOAT: return f_float(c, pos, in, a, out);
     case F_TOJSON: return f_tojson(c, pos, in, a, out);
     case F_REPLACE: return f_replace(c, pos, in, a, out);
-    case F_ITEMS: {
-        if (in.type == TV_UNDEF) return make_gen(c, tt_list_new(c->a, 0), "do_items", TI_GENERATOR, out);
-        if (in.type != TV_DICT) return tt_fail_at(c->t, pos, "Can only get item pairs from a mapping.");
-        tv_list *l = tt_list_new(c->a, in.d->n);
-        if (!l) return -1;
-        for (size_t i = 0; i < in.d->n; i++) {
-            tv_list *p = tt_list_new(c->a, 2);
-            if (!p) return -1;
-            p->v[0] = in.d->k[i];
-            p->v[1] = in.d->v[i];
-            p->n = 2;
-            l->v[l->n].type = TV_TUPLE;
-            l->v[l->n++].l = p;
-        }
-        return make_gen(c, l, "do_items", TI_GENERATOR, out);
-    }
     case F_DICTSORT: return f_dictsort(c, pos, in, a, out);
     case F_SORT: return f_sort(c, pos, in, a, out);
-    case F_UNIQUE: return f_unique(c, pos, in, a, out);
     case F_MIN: return f_minmax(c, pos, in, a, 0, out);
     case F_MAX: return f_minmax(c, pos, in, a, 1, out);
     case F_SUM: return f_sum(c, pos, in, a, out);
@@ -1034,7 +1078,6 @@ int tt_call_filter(tt_ctx *c, uint32_t pos, int id, tv in, tt_args *a, tv *out) 
     case F_INDENT: return f_indent(c, pos, in, a, out);
     case F_TRUNCATE: return f_truncate(c, pos, in, a, out);
     case F_ROUND: return f_round(c, pos, in, a, out);
-    case F_BATCH: return f_batch(c, pos, in, a, out);
     case F_WORDCOUNT: return f_wordcount(c, in, out);
     case F_ABS:
         if (in.type == TV_INT || in.type == TV_BOOL) {

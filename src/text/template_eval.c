@@ -343,6 +343,8 @@ static const char *op_text(int op) {
 }
 
 int tt_binop(tt_ctx *c, uint32_t pos, int op, tv l, tv r, tv *out) {
+    /* str % x is str.__mod__: x's own operators are never asked */
+    if (op == TK_MOD && l.type == TV_STR) return tt_percent_format(c, pos, l.s, r, out);
     if (l.type == TV_UNDEF) return tv_undef_fail(c, pos, l);
     if (r.type == TV_UNDEF) return tv_undef_fail(c, pos, r);
     if (num(l) && num(r)) {
@@ -480,7 +482,145 @@ static int compare(tt_ctx *c, uint32_t pos, int op, tv l, tv r, int *res) {
     return 0;
 }
 
+/* jinja2's optimizer evaluates, at compile time, every expression made of
+ * constants only (no names, no calls, no filter that needs the render
+ * context) and keeps the result when it can be written as a Python literal;
+ * a whole {{ ... }} of constants is printed from its compile-time value
+ * whatever it is. The one place where that differs from running it: a slice
+ * then goes through the sandbox's getitem (a failure is an undefined value)
+ * rather than a plain subscript (a failure raises). mark() records which
+ * nodes qualify; eval() folds them as jinja2 does. */
+static int mark(tt_node *e);
+
+static int mark_all(tt_nodes l) {
+    int all = 1;
+    for (size_t i = 0; i < l.n; i++) all &= mark(l.v[i]);
+    return all;
+}
+
+static int mark_args(const tt_callargs *ca) {
+    int all = mark_all(ca->args);
+    for (size_t i = 0; i < ca->nkw; i++) all &= mark(ca->kwvals[i]);
+    if (ca->star) all &= mark(ca->star) & 0;
+    if (ca->dstar) all &= mark(ca->dstar) & 0;
+    return all;
+}
+
+static void mark_stmts(tt_nodes body);
+
+static int mark(tt_node *e) {
+    if (!e) return 1;
+    int lit = 0;
+    switch (e->kind) {
+    case E_CONST: lit = 1; break;
+    case E_NAME: lit = 0; break;
+    case E_CALL: mark(e->call.fn); mark_args(&e->call.ca); lit = 0; break;
+    case E_GETATTR: lit = mark(e->getattr.obj); break;
+    case E_GETITEM: lit = mark(e->getitem.obj) & mark(e->getitem.key); break;
+    case E_SLICE: lit = mark(e->slice.obj) & mark(e->slice.start) & mark(e->slice.stop) & mark(e->slice.step); break;
+    case E_FILTER: {
+        const char *f = e->filter.fname;
+        lit = mark(e->filter.arg) & mark_args(&e->filter.ca) & (e->filter.arg != NULL) & (e->filter.id > 0);
+        if (f && (!strcmp(f, "map") || !strcmp(f, "select") || !strcmp(f, "reject") || !strcmp(f, "selectattr") ||
+                  !strcmp(f, "rejectattr")))
+            lit = 0;
+        break;
+    }
+    case E_TEST: lit = mark(e->test.arg) & mark_args(&e->test.ca) & (e->test.id > 0); break;
+    case E_BINOP:
+    case E_AND:
+    case E_OR: lit = mark(e->bin.l) & mark(e->bin.r); break;
+    case E_NOT:
+    case E_NEG:
+    case E_POS: lit = mark(e->un); break;
+    case E_COND: lit = mark(e->cond.test) & mark(e->cond.then) & mark(e->cond.els); break;
+    case E_COMPARE:
+        lit = mark(e->cmp.first);
+        for (size_t i = 0; i < e->cmp.n; i++) lit &= mark(e->cmp.rhs[i]);
+        break;
+    case E_CONCAT:
+    case E_LIST:
+    case E_TUPLE: lit = mark_all(e->items); break;
+    case E_DICT: lit = mark_all(e->dict.keys) & mark_all(e->dict.vals); break;
+    /* statements: mark the expressions inside */
+    case S_PRINT: mark(e->print); return 0;
+    case S_IF:
+        for (tt_node *b = e; b; b = b->sif.els_if) {
+            mark(b->sif.test);
+            mark_stmts(b->sif.body);
+            if (!b->sif.els_if) mark_stmts(b->sif.els);
+        }
+        return 0;
+    case S_FOR:
+        mark(e->sfor.iter);
+        mark(e->sfor.filter);
+        mark_stmts(e->sfor.body);
+        mark_stmts(e->sfor.els);
+        return 0;
+    case S_SET: mark(e->set.value); return 0;
+    case S_SETBLOCK: mark(e->setblock.filter); mark_stmts(e->setblock.body); return 0;
+    case S_MACRO:
+        for (size_t i = 0; i < e->macro.nparams; i++) mark(e->macro.defaults[i]);
+        mark_stmts(e->macro.body);
+        return 0;
+    case S_CALLBLOCK: mark(e->callblock.call); mark(e->callblock.caller); return 0;
+    case S_FILTERBLOCK: mark(e->filterblock.filter); mark_stmts(e->filterblock.body); return 0;
+    case S_WITH:
+        for (size_t i = 0; i < e->with.n; i++) mark(e->with.values[i]);
+        mark_stmts(e->with.body);
+        return 0;
+    case S_SCOPE: mark_stmts(e->scope); return 0;
+    default: return 0;
+    }
+    e->literal = (uint8_t)lit;
+    return lit;
+}
+
+static void mark_stmts(tt_nodes body) {
+    for (size_t i = 0; i < body.n; i++) mark(body.v[i]);
+}
+
+void tt_mark_literals(tt_nodes body) { mark_stmts(body); }
+
+/* has_safe_repr(): a value jinja2 can write into compiled code */
+static int safe_repr(tv v) {
+    switch (v.type) {
+    case TV_NONE:
+    case TV_BOOL:
+    case TV_INT:
+    case TV_FLOAT:
+    case TV_STR: return 1;
+    case TV_LIST:
+    case TV_TUPLE:
+        for (size_t i = 0; i < v.l->n; i++)
+            if (!safe_repr(v.l->v[i])) return 0;
+        return 1;
+    case TV_DICT:
+        for (size_t i = 0; i < v.d->n; i++)
+            if (!safe_repr(v.d->k[i]) || !safe_repr(v.d->v[i])) return 0;
+        return 1;
+    case TV_ITER: return v.it->kind == TI_RANGE;
+    default: return 0;
+    }
+}
+
+static int eval_node(tt_ctx *c, tt_scope *sc, const tt_node *e, tv *out);
+
+/* Folds a constant expression as jinja2's compiler does: any value for a
+ * whole {{ }} (print = 1), a literal-writable one elsewhere; otherwise (or
+ * when folding fails) it is evaluated at run time. */
 static int eval(tt_ctx *c, tt_scope *sc, const tt_node *e, tv *out) {
+    int print = c->print_fold;
+    c->print_fold = 0;
+    if (!e->literal || c->folding || e->kind == E_CONST) return eval_node(c, sc, e, out);
+    c->folding = 1;
+    int rc = eval_node(c, sc, e, out);
+    c->folding = 0;
+    if (!rc && (print || safe_repr(*out))) return 0;
+    return eval_node(c, sc, e, out);
+}
+
+static int eval_node(tt_ctx *c, tt_scope *sc, const tt_node *e, tv *out) {
     tv a, b;
     switch (e->kind) {
     case E_CONST: *out = e->cval; return 0;
@@ -499,7 +639,11 @@ static int eval(tt_ctx *c, tt_scope *sc, const tt_node *e, tv *out) {
             if (!pn[i]) parts[i] = tv_none();
             else if (eval(c, sc, pn[i], &parts[i])) return -1;
         }
-        return tt_slice(c, e->pos, a, parts[0], parts[1], parts[2], out);
+        if (tt_slice(c, e->pos, a, parts[0], parts[1], parts[2], out)) {
+            if (!c->folding) return -1;
+            *out = tv_undef_hint(c, "no such slice");
+        }
+        return 0;
     }
     case E_CALL: {
         tt_args args;
@@ -683,9 +827,13 @@ static int exec_stmt(tt_ctx *c, tt_scope *sc, const tt_node *s) {
     tv v;
     switch (s->kind) {
     case S_TEXT: return tt_buf_put(c->out, s->text.s, s->text.n);
-    case S_PRINT:
-        if (eval(c, sc, s->print, &v)) return -1;
+    case S_PRINT: {
+        c->print_fold = 1;
+        int rc = eval(c, sc, s->print, &v);
+        c->print_fold = 0;
+        if (rc) return -1;
         return output(c, v);
+    }
     case S_IF:
         for (const tt_node *b = s; b; b = b->sif.els_if) {
             if (eval(c, sc, b->sif.test, &v)) return -1;

@@ -138,6 +138,7 @@ struct tv_iter {
     size_t pos;     /* generators: items before pos are consumed */
     int64_t start, stop, step; /* range, for repr */
     const char *gen_name;      /* generator's function, for repr */
+    const char *error;         /* generators: raised once the items run out */
 };
 
 /* Why a value is undefined, for the error raised when it is used. */
@@ -215,6 +216,7 @@ typedef struct {
 struct tt_node {
     uint8_t kind;
     uint8_t op;   /* BINOP: TK_*; COMPARE: unused; FILTER/TEST: unused */
+    uint8_t literal; /* expression of constants only (see template_eval.c) */
     uint32_t pos; /* byte offset, for line:column */
     union {
         tv cval;                                   /* E_CONST */
@@ -275,6 +277,8 @@ int tt_fail_at(const tn_template *t, uint32_t pos, const char *fmt, ...)
 
 int tt_lex(tn_template *t, tt_tokens *out);
 int tt_parse(tn_template *t, const tt_tokens *toks);
+/* Marks the expressions jinja2's optimizer folds (node->literal). */
+void tt_mark_literals(tt_nodes body);
 
 /* Filters and tests are resolved when the template is compiled (jinja2
  * refuses an unknown name at compile time too). Returns the id, or -1 when
@@ -311,7 +315,9 @@ typedef struct {
     tt_scope *top;
     const tn_template_vars *vars;
     struct tm now;
-    int depth; /* macro nesting, to stop runaway recursion */
+    int depth;   /* macro nesting, to stop runaway recursion */
+    int folding;    /* evaluating constants as jinja2 does at compile time */
+    int print_fold; /* ... for a whole {{ }}: any value is kept */
 } tt_ctx;
 
 /* Evaluated arguments of a call. */

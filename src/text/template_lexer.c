@@ -11,6 +11,7 @@
  * delimiter counts only while brackets are balanced. */
 #include <stdlib.h>
 #include <string.h>
+#include <utf8proc.h>
 
 #include "text/template_internal.h"
 #include "util/error.h"
@@ -95,6 +96,20 @@ static int emit_data(lexer *L, size_t a, size_t e, char sign, int lstrip_ok, int
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
 static int is_name_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 static int is_name_char(char c) { return is_name_start(c) || is_digit(c); }
+/* Length of an identifier character at p (jinja2 names are Python
+ * identifiers: Unicode letters, marks, digits and connectors), or 0. */
+static size_t name_char_at(const char *s, size_t n, size_t p, int start) {
+    unsigned char ch = (unsigned char)s[p];
+    if (ch < 0x80) return (start ? is_name_start((char)ch) : is_name_char((char)ch)) ? 1 : 0;
+    size_t k;
+    uint32_t cp = tt_utf8_next(s + p, n - p, &k);
+    utf8proc_category_t c = utf8proc_category((utf8proc_int32_t)cp);
+    int letter = (c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_LO) || c == UTF8PROC_CATEGORY_NL;
+    int cont = c == UTF8PROC_CATEGORY_MN || c == UTF8PROC_CATEGORY_MC || c == UTF8PROC_CATEGORY_ND ||
+               c == UTF8PROC_CATEGORY_PC;
+    return (letter || (!start && cont)) ? k : 0;
+}
+
 static int is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
 /* (\d+_)*\d+ : returns the end, or p when nothing matches */
@@ -325,9 +340,9 @@ static int lex_tag(lexer *L, size_t *p, int block, size_t tag_pos) {
             i = e;
             continue;
         }
-        if (is_name_start(s[i])) {
-            e = i + 1;
-            while (e < n && is_name_char(s[e])) e++;
+        if ((k = name_char_at(s, n, i, 1))) {
+            e = i + k;
+            while (e < n && (k = name_char_at(s, n, e, 0))) e += k;
             if (emit(L, TK_NAME, (uint32_t)i, s + i, e - i, NULL)) return -1;
             i = e;
             continue;

@@ -997,7 +997,9 @@ static int str_format(tt_ctx *c, uint32_t pos, tv_str *s, tt_args *a, tv *out) {
 int tt_percent_format(tt_ctx *c, uint32_t pos, tv_str *fmt, tv args, tv *out) {
     tv_list one, *pos_args;
     tv single = args;
-    int mapping = args.type == TV_DICT;
+    /* a mapping: a dict, or anything else Python's % sees as one (it has
+     * __getitem__ and is not a tuple or str): Undefined here */
+    int mapping = args.type == TV_DICT || args.type == TV_UNDEF;
     if (args.type == TV_TUPLE) pos_args = args.l;
     else {
         one.n = one.cap = 1;
@@ -1038,6 +1040,10 @@ int tt_percent_format(tt_ctx *c, uint32_t pos, tv_str *fmt, tv args, tv *out) {
             }
             if (!mapping) {
                 rc = tt_fail_at(c->t, pos, "format requires a mapping");
+                break;
+            }
+            if (args.type == TV_UNDEF) {
+                rc = tv_undef_fail(c, pos, args);
                 break;
             }
             long k = tt_dict_find_str(args.d, s + i + 1, e - i - 1);

@@ -386,7 +386,7 @@ const char *tv_type_name(tv v) {
     case TV_ITER:
         switch (v.it->kind) {
         case TI_GENERATOR: return "generator";
-        case TI_REVERSED: return "list_reverseiterator";
+        case TI_REVERSED: return v.it->gen_name ? v.it->gen_name : "reversed";
         case TI_KEYS: return "dict_keys";
         case TI_VALUES: return "dict_values";
         case TI_ITEMS: return "dict_items";
@@ -679,7 +679,7 @@ static int append_any(tt_buf *b, tv v, int repr) {
         case TI_VALUES:
         case TI_ITEMS:
             return tt_buf_puts(b, tv_type_name(v)) || append_seq(b, v.it->items, "([", "])", 0);
-        case TI_REVERSED: return tt_buf_puts(b, "<list_reverseiterator object>");
+        case TI_REVERSED: return tt_buf_printf(b, "<%s object>", v.it->gen_name ? v.it->gen_name : "reversed");
         default: return tt_buf_printf(b, "<generator object %s>", v.it->gen_name ? v.it->gen_name : "?");
         }
     case TV_NS: return tt_buf_puts(b, "<Namespace ") || append_dict(b, v.d) || tt_buf_putc(b, '>');
@@ -742,6 +742,7 @@ int tv_iterate(tt_ctx *c, uint32_t pos, tv v, tv_list **out) {
     case TV_ITER: {
         tv_iter *it = v.it;
         if (it->kind == TI_GENERATOR || it->kind == TI_REVERSED) {
+            if (it->error) return tn_fail("%s", it->error);
             tv_list *l = tt_list_new(c->a, 0);
             if (!l) return -1;
             l->v = it->items->v + it->pos;
@@ -816,6 +817,7 @@ int tv_contains(tt_ctx *c, uint32_t pos, tv hay, tv needle, int *out) {
                     break;
                 }
             }
+            if (!*out && it->error) return tn_fail("%s", it->error);
             return 0;
         }
         l = hay.type == TV_ITER ? hay.it->items : hay.l;
