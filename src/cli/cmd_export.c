@@ -25,7 +25,10 @@ static const char help[] =
     "                           rows that are a multiple of 256 values; others fall back as\n"
     "                           llama-quantize does (Q4_K -> Q5_0, Q6_K -> Q8_0, then F16)\n"
     "  --adapter DIR            a PEFT or mlx-lm LoRA adapter\n"
-    "  --gguf-adapter OUT.gguf  write the adapter as a GGUF LoRA adapter (needs --adapter)\n";
+    "  --gguf-adapter OUT.gguf  write the adapter as a GGUF LoRA adapter (needs --adapter)\n"
+    "  --dequantized DIR        also write DIR: an HF folder (F32) of the weights exactly as the\n"
+    "                           GGUF holds them (quantized, then dequantized as ggml does), to\n"
+    "                           measure what the type costs with `tune eval` / `tune logits`\n";
 
 /* The folder of an output path must exist. */
 static int check_parent(const char *path) {
@@ -40,7 +43,7 @@ static int check_parent(const char *path) {
 }
 
 int cmd_export(int argc, char **argv) {
-    const char *model = NULL, *gguf = NULL, *gguf_adapter = NULL, *adapter = NULL, *type_name = "f16", *v;
+    const char *model = NULL, *gguf = NULL, *gguf_adapter = NULL, *adapter = NULL, *type_name = "f16", *dequantized = NULL, *v;
     tn_args a = tn_args_start(argc, argv, "export");
     while (tn_args_next(&a)) {
         if (tn_arg_flag(&a, "--help") || tn_arg_flag(&a, "-h")) {
@@ -50,6 +53,7 @@ int cmd_export(int argc, char **argv) {
         else if (tn_arg_value(&a, "--gguf", &v)) gguf = v;
         else if (tn_arg_value(&a, "--gguf-adapter", &v)) gguf_adapter = v;
         else if (tn_arg_value(&a, "--adapter", &v)) adapter = v;
+        else if (tn_arg_value(&a, "--dequantized", &v)) dequantized = v;
         else if (tn_arg_value(&a, "--type", &v) || tn_arg_value(&a, "--outtype", &v)) type_name = v;
         else if (tn_arg_positional(&a, &v)) {
             if (model) {
@@ -63,6 +67,7 @@ int cmd_export(int argc, char **argv) {
         return fprintf(stderr, "tune export: needs MODEL and --gguf OUT.gguf or --gguf-adapter OUT.gguf\n%s", help), TN_EXIT_USAGE;
     if (gguf && gguf_adapter)
         return fprintf(stderr, "tune export: --gguf and --gguf-adapter are separate exports; run them one at a time\n"), TN_EXIT_USAGE;
+    if (dequantized && !gguf) return fprintf(stderr, "tune export: --dequantized goes with --gguf\n"), TN_EXIT_USAGE;
     if (gguf_adapter && !adapter) return fprintf(stderr, "tune export: --gguf-adapter needs --adapter DIR\n"), TN_EXIT_USAGE;
     int type = tn_file_type_parse(type_name ? type_name : "");
     if (type < 0)
@@ -73,6 +78,7 @@ int cmd_export(int argc, char **argv) {
     tn_export_job *job = NULL;
     int rc = gguf ? tn_gguf_export_prepare(&job, model, adapter, gguf, (tn_file_type)type)
                   : tn_gguf_adapter_prepare(&job, model, adapter, gguf_adapter);
+    if (!rc && dequantized) rc = tn_gguf_export_set_dequantized(job, dequantized);
     if (rc) {
         fprintf(stderr, "tune: %s\n", tn_error());
         tn_export_free(job);

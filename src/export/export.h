@@ -36,6 +36,11 @@ typedef struct tn_export_job tn_export_job;
 /* A GGUF model file from an HF folder, the adapter (optional) fused on the
  * fly in fp32. */
 int tn_gguf_export_prepare(tn_export_job **job, const char *model_dir, const char *adapter_dir, const char *out_path, tn_file_type type);
+/* With a GGUF model job: also write dir, an HF folder (F32) holding every
+ * weight exactly as the GGUF stores it (quantized, then dequantized as
+ * ggml does), in Hugging Face's layout: the model llama.cpp computes with,
+ * for comparisons with tune's own engine. */
+int tn_gguf_export_set_dequantized(tn_export_job *job, const char *dir);
 /* A GGUF LoRA adapter (general.type "adapter") for the GGUF of that base. */
 int tn_gguf_adapter_prepare(tn_export_job **job, const char *model_dir, const char *adapter_dir, const char *out_path);
 /* An HF folder with W' = W + scale·B·A (fp32 math), tensors stored in

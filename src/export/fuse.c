@@ -11,7 +11,8 @@
  *
  * The folder is written as "<out>.tmp.<pid>" and renamed into place when
  * complete; an existing <out> is replaced only when it holds nothing but
- * files a fuse writes (an earlier fuse), never a folder of other files. */
+ * files a fuse writes (an earlier fuse), never a folder of other files.
+ * tn_job_write_hf (here) writes such folders for the other jobs too. */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
 #include <errno.h>
@@ -44,8 +45,7 @@ static int fuse_output_name(const char *n) {
     return !strncmp(n, "model", 5) && len > 12 && !strcmp(n + len - 12, ".safetensors");
 }
 
-/* 1: absent; 0: a folder a fuse may replace; -1 (with a message) otherwise. */
-static int check_out_dir(const char *dir) {
+int tn_check_out_dir(const char *dir) {
     struct stat sb;
     if (stat(dir, &sb) != 0) return 1;
     if (!S_ISDIR(sb.st_mode)) return tn_fail("%s: exists and is not a folder (expected a new folder for the fused model)", dir);
@@ -93,7 +93,7 @@ int tn_fuse_prepare(tn_export_job **out, const char *model_dir, const char *adap
     *out = j;
     if (!adapter_dir) return tn_fail("fuse needs --adapter DIR");
     if (tn_job_open_model(j, model_dir, adapter_dir, TN_STAGE_FUSE)) return -1;
-    if (check_out_dir(out_dir) < 0) return -1;
+    if (tn_check_out_dir(out_dir) < 0) return -1;
     for (int i = 0; i < j->st.n_tensors; i++) {
         const char *n = j->st.tensors[i].name;
         size_t len = strlen(n);
@@ -123,14 +123,13 @@ int tn_fuse_prepare(tn_export_job **out, const char *model_dir, const char *adap
         d->n_dims = j->t[i].n_dims;
         for (int k = 0; k < d->n_dims; k++) d->shape[k] = j->t[i].shape[k];
     }
-    snprintf(j->tmp_dir, sizeof j->tmp_dir, "%s.tmp.%ld", out_dir, (long)getpid());
     return tn_job_alloc_work(j);
 }
 
 static int fill_fuse(void *ctx, int i, void *buf, uint64_t n_bytes) {
     tn_export_job *j = ctx;
     const tn_export_tensor *t = &j->t[i];
-    const float *v = tn_job_load(j, t);
+    const float *v = tn_job_load(j, t, 1);
     if (!v) return -1;
     int64_t n = 1;
     for (int d = 0; d < t->n_dims; d++) n *= t->shape[d];
@@ -144,7 +143,7 @@ static int fill_fuse(void *ctx, int i, void *buf, uint64_t n_bytes) {
 
 static const char *torch_name(tn_dtype d) { return d == TN_DTYPE_F16 ? "float16" : d == TN_DTYPE_BF16 ? "bfloat16" : "float32"; }
 
-static int write_config(tn_export_job *j) {
+static int write_config(tn_export_job *j, tn_dtype dtype) {
     char src[8400], dst[8400];
     snprintf(src, sizeof src, "%s/config.json", j->model_dir);
     snprintf(dst, sizeof dst, "%s/config.json", j->tmp_dir);
@@ -152,8 +151,8 @@ static int write_config(tn_export_job *j) {
     if (!c) return -1;
     cJSON_DeleteItemFromObjectCaseSensitive(c, "quantization");
     cJSON_DeleteItemFromObjectCaseSensitive(c, "quantization_config");
-    if (j->dtype != TN_DTYPE_COUNT || j->spec.quant_bits) {
-        tn_dtype d = j->dtype != TN_DTYPE_COUNT ? j->dtype : j->n ? j->t[0].dtype : TN_DTYPE_F32;
+    if (dtype != TN_DTYPE_COUNT) {
+        tn_dtype d = dtype;
         const char *key = cJSON_GetObjectItemCaseSensitive(c, "dtype") && !cJSON_GetObjectItemCaseSensitive(c, "torch_dtype") ? "dtype"
                                                                                                                             : "torch_dtype";
         cJSON_DeleteItemFromObjectCaseSensitive(c, key);
@@ -176,13 +175,17 @@ static int copy_file(const char *src, const char *dst) {
     return rc;
 }
 
-int tn_fuse_write(tn_export_job *j) {
+int tn_job_write_hf(tn_export_job *j, const char *out_dir, const tn_tensor_desc *desc, int n, tn_tensor_fill fill,
+                    tn_dtype config_dtype) {
+    snprintf(j->tmp_dir, sizeof j->tmp_dir, "%s.tmp.%ld", out_dir, (long)getpid());
     if (tn_make_dirs(j->tmp_dir) != 0) return -1;
     j->t0 = tn_seconds();
-    tn_progress_start(&j->progress, "fuse", j->n);
-    int rc = tn_safetensors_write(j->tmp_dir, "model", j->desc, j->n, j->shard_bytes, "{\"format\":\"pt\"}", fill_fuse, j);
+    j->bytes_out = 0;
+    tn_progress_start(&j->progress, j->kind == TN_JOB_FUSE ? "fuse" : "dequantized copy", n);
+    int rc = tn_safetensors_write(j->tmp_dir, "model", desc, n, j->shard_bytes ? j->shard_bytes : 5000000000ull, "{\"format\":\"pt\"}",
+                                  fill, j);
     tn_progress_finish(&j->progress);
-    if (!rc) rc = write_config(j);
+    if (!rc) rc = write_config(j, config_dtype);
     for (int i = 0; copied[i] && !rc; i++) {
         char src[8400], dst[8400];
         snprintf(src, sizeof src, "%s/%s", j->model_dir, copied[i]);
@@ -191,25 +194,33 @@ int tn_fuse_write(tn_export_job *j) {
     }
     if (rc) {
         remove_flat_dir(j->tmp_dir);
-        return tn_fail_prefix("%s: nothing was written", j->out);
+        return tn_fail_prefix("%s: nothing was written", out_dir);
     }
     /* Into place: an earlier output moves aside first, then goes. */
     char old[4300] = "";
-    if (check_out_dir(j->out) == 0) {
-        snprintf(old, sizeof old, "%s.old.%ld", j->out, (long)getpid());
-        if (rename(j->out, old) != 0) {
+    if (tn_check_out_dir(out_dir) == 0) {
+        snprintf(old, sizeof old, "%s.old.%ld", out_dir, (long)getpid());
+        if (rename(out_dir, old) != 0) {
             int e = errno;
             remove_flat_dir(j->tmp_dir);
-            return tn_fail("%s: cannot move the earlier output aside (%s); nothing was written", j->out, strerror(e));
+            return tn_fail("%s: cannot move the earlier output aside (%s); nothing was written", out_dir, strerror(e));
         }
     }
-    if (rename(j->tmp_dir, j->out) != 0) {
+    if (rename(j->tmp_dir, out_dir) != 0) {
         int e = errno;
-        if (old[0]) rename(old, j->out);
+        if (old[0]) rename(old, out_dir);
         remove_flat_dir(j->tmp_dir);
-        return tn_fail("%s: cannot rename %s into place (%s); nothing was written", j->out, j->tmp_dir, strerror(e));
+        return tn_fail("%s: cannot rename %s into place (%s); nothing was written", out_dir, j->tmp_dir, strerror(e));
     }
     if (old[0]) remove_flat_dir(old);
+    return 0;
+}
+
+int tn_fuse_write(tn_export_job *j) {
+    /* config.json names the stored dtype when it changed (--dtype, or an
+     * MLX-quantized base now dense) */
+    tn_dtype cd = j->dtype != TN_DTYPE_COUNT ? j->dtype : j->spec.quant_bits && j->n ? j->t[0].dtype : TN_DTYPE_COUNT;
+    if (tn_job_write_hf(j, j->out, j->desc, j->n, fill_fuse, cd)) return -1;
     fprintf(stderr, "tune: fused %d LoRA modules (rank %d, scale %g) into %s: %d tensors, %.2f MiB, in %.1f s\n", j->lora.n, j->lora.rank,
             (double)j->lora.scale, j->out, j->n, (double)j->bytes_out / (1 << 20), tn_seconds() - j->t0);
     return 0;

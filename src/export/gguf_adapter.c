@@ -79,7 +79,7 @@ int tn_gguf_adapter_prepare(tn_export_job **out, const char *model_dir, const ch
 
 static int fill_adapter(void *ctx, int i, void *buf, uint64_t n_bytes) {
     tn_export_job *j = ctx;
-    const float *v = tn_job_load(j, &j->t[i]);
+    const float *v = tn_job_load(j, &j->t[i], 1);
     if (!v) return -1;
     memcpy(buf, v, n_bytes);
     return 0;

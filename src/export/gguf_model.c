@@ -229,7 +229,7 @@ int tn_gguf_export_prepare(tn_export_job **out, const char *model_dir, const cha
 static int fill_gguf(void *ctx, int i, void *buf, uint64_t n_bytes) {
     tn_export_job *j = ctx;
     const tn_export_tensor *t = &j->t[i];
-    const float *v = tn_job_load(j, t);
+    const float *v = tn_job_load(j, t, 1);
     if (!v) return -1;
     const int64_t ne0 = t->shape[t->n_dims - 1];
     int64_t rows = 1;
@@ -242,6 +242,58 @@ static int fill_gguf(void *ctx, int i, void *buf, uint64_t n_bytes) {
     return 0;
 }
 
+int tn_gguf_export_set_dequantized(tn_export_job *j, const char *dir) {
+    if (tn_check_out_dir(dir) < 0) return -1;
+    snprintf(j->dequant_dir, sizeof j->dequant_dir, "%s", dir);
+    return 0;
+}
+
+/* The dequantized copy: each weight in HF layout (row permutations commute
+ * with quantization, whose blocks lie within rows), quantized to its GGUF
+ * type and back. */
+static int fill_dequantized(void *ctx, int i, void *buf, uint64_t n_bytes) {
+    tn_export_job *j = ctx;
+    const tn_export_tensor *t = NULL;
+    for (int k = 0, seen = 0; k < j->n; k++)
+        if (j->t[k].src[0] && seen++ == i) t = &j->t[k];
+    const float *v = t ? tn_job_load(j, t, 0) : NULL;
+    if (!v) return -1;
+    const int64_t ne0 = t->shape[t->n_dims - 1];
+    const int64_t rows = (int64_t)(n_bytes / 4) / ne0;
+    uint64_t qbytes = (uint64_t)rows * tn_ggml_row_size(t->type, ne0);
+    void *q = tn_malloc(qbytes ? qbytes : 1, "quantized tensor");
+    if (!q) return -1;
+    if (tn_quant_rows(t->type, v, q, rows, ne0) != qbytes) {
+        free(q);
+        return -1;
+    }
+#pragma omp parallel for schedule(static) if (rows > 64)
+    for (int64_t r = 0; r < rows; r++)
+        tn_dequantize_row(t->type, (const unsigned char *)q + (uint64_t)r * tn_ggml_row_size(t->type, ne0), (float *)buf + r * ne0, ne0);
+    free(q);
+    j->bytes_out += n_bytes;
+    return 0;
+}
+
+static int write_dequantized(tn_export_job *j) {
+    tn_tensor_desc *d = tn_calloc((size_t)j->n, sizeof *d, "tensor list");
+    if (!d) return -1;
+    int n = 0;
+    for (int i = 0; i < j->n; i++) {
+        const tn_export_tensor *t = &j->t[i];
+        if (!t->src[0]) continue; /* rope_freqs: not an HF tensor */
+        d[n].name = t->src;
+        d[n].dtype = TN_DTYPE_F32;
+        d[n].n_dims = t->n_dims;
+        for (int k = 0; k < t->n_dims; k++) d[n].shape[k] = t->shape[k];
+        n++;
+    }
+    int rc = tn_job_write_hf(j, j->dequant_dir, d, n, fill_dequantized, TN_DTYPE_F32);
+    free(d);
+    if (!rc) fprintf(stderr, "tune: wrote %s: the GGUF's weights dequantized (F32, Hugging Face layout)\n", j->dequant_dir);
+    return rc;
+}
+
 int tn_gguf_export_write(tn_export_job *j) {
     uint64_t total = 0;
     for (int i = 0; i < j->n; i++) total += tn_gguf_tensor_bytes(j->w, i);
@@ -252,5 +304,5 @@ int tn_gguf_export_write(tn_export_job *j) {
     if (rc) return -1;
     fprintf(stderr, "tune: wrote %s: %d tensors, %.2f MiB, %s (general.file_type %d) in %.1f s\n", j->out, j->n,
             (double)total / (1 << 20), tn_file_type_name(j->ftype), tn_file_type_id(j->ftype), tn_seconds() - j->t0);
-    return 0;
+    return j->dequant_dir[0] ? write_dequantized(j) : 0;
 }

@@ -97,7 +97,7 @@ void tn_permute_rows(const float *src, float *dst, int64_t rows, int64_t cols, i
     }
 }
 
-float *tn_job_load(tn_export_job *j, const tn_export_tensor *t) {
+float *tn_job_load(tn_export_job *j, const tn_export_tensor *t, int transform) {
     float *w = j->work;
     const int64_t n = elems(t);
     if (j->kind == TN_JOB_GGUF_ADAPTER) {
@@ -119,7 +119,7 @@ float *tn_job_load(tn_export_job *j, const tn_export_tensor *t) {
         }
     }
     const int64_t rows = t->shape[0], cols = t->n_dims > 1 ? n / rows : 1;
-    switch (t->transform) {
+    switch (transform ? t->transform : TN_GGUF_COPY) {
     case TN_GGUF_PERMUTE_Q:
     case TN_GGUF_PERMUTE_K: {
         int64_t heads = t->transform == TN_GGUF_PERMUTE_Q ? j->spec.n_heads : j->spec.n_kv_heads;

@@ -53,6 +53,7 @@ struct tn_export_job {
     uint64_t shard_bytes;
     tn_tensor_desc *desc;
     char tmp_dir[4200];
+    char dequant_dir[4096]; /* GGUF: also the weights as the file holds them, as an HF folder */
     double t0;
     uint64_t bytes_in, bytes_out;
     tn_progress progress;
@@ -67,9 +68,18 @@ tn_export_tensor *tn_job_add(tn_export_job *j);
 int tn_job_lora_of(const tn_export_job *j, const char *name);
 /* Allocates the fp32 work buffers for the largest tensor. */
 int tn_job_alloc_work(tn_export_job *j);
-/* Tensor i in fp32 in j->work, LoRA merged and transformed; returns the
- * pointer to the values (j->work or j->scratch). */
-float *tn_job_load(tn_export_job *j, const tn_export_tensor *t);
+/* Tensor i in fp32 in j->work, LoRA merged and (when `transform`) moved to
+ * llama.cpp's layout; returns the values (j->work or j->scratch). */
+float *tn_job_load(tn_export_job *j, const tn_export_tensor *t, int transform);
+/* 1: dir absent; 0: a folder an HF-folder writer may replace (holding only
+ * files such a writer writes); -1 (with a message) otherwise. */
+int tn_check_out_dir(const char *dir);
+/* Writes an HF folder at out_dir (as "<out_dir>.tmp.<pid>", renamed when
+ * complete): the n tensors (fill), config.json (torch_dtype set to
+ * config_dtype unless TN_DTYPE_COUNT, "quantization" dropped) and the
+ * tokenizer and generation files of the model folder. */
+int tn_job_write_hf(tn_export_job *j, const char *out_dir, const tn_tensor_desc *desc, int n, tn_tensor_fill fill,
+                    tn_dtype config_dtype);
 /* The writers of each kind (gguf_model.c, gguf_adapter.c, fuse.c). */
 int tn_gguf_export_write(tn_export_job *j);
 int tn_gguf_adapter_write(tn_export_job *j);

@@ -54,6 +54,10 @@ void tn_quantize_row_q8_0(const float *x, void *dst, int64_t n);
 void tn_quantize_row_q4_k(const float *x, void *dst, int64_t n);
 void tn_quantize_row_q6_k(const float *x, void *dst, int64_t n);
 
+/* The inverse: one row of n values of type t back to fp32, as ggml's
+ * dequantize_row_* (what llama.cpp computes with). */
+void tn_dequantize_row(tn_ggml_type t, const void *src, float *y, int64_t n);
+
 /* nrows rows of n_per_row values into type t (float types are converted),
  * rows spread over the cores. Returns the bytes written (nrows * row size),
  * or 0 with a message when n_per_row is not a multiple of the block size. */

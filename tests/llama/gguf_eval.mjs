@@ -9,6 +9,8 @@
 //              "ids": [...], "greedy"?: 16}]}
 // OUT.json:  {"runs": [{"name", "n_vocab", "probs": [[p_0 .. p_{V-1}] per
 //              position], "greedy": [ids]}]}
+// The KV cache is kept in F32 (llama.cpp's default is F16) so that an f32
+// export can be held to fp32 agreement.
 // Probabilities: softmax of the raw logits (greedy sampling: no temperature,
 // penalty or bias), as node-llama-cpp's addon computes them.
 import {readFileSync} from "node:fs";
@@ -23,7 +25,12 @@ for (const job of jobs.runs) {
     const model = await llama.loadModel({modelPath: job.model, gpuLayers: 0});
     const context = await model.createContext({
         contextSize: Math.max(64, job.ids.length + (job.greedy ?? 0) + 8),
-        threads: 2,
+        threads: 1,
+        // fp32 keys and values: the comparison is about the file, not about
+        // llama.cpp's default F16 cache
+        experimentalKvCacheKeyType: "F32",
+        experimentalKvCacheValueType: "F32",
+        flashAttention: false,
         ...(job.lora ? {lora: {adapters: [{filePath: job.lora, scale: 1}]}} : {})
     });
     const nVocab = model.fileInfo.metadata.tokenizer.ggml.tokens.length;

@@ -9,7 +9,10 @@
  * normal values at several scales with the edge cases of the block
  * formats: all zeros, constants, one outlier, values below the K-quants'
  * all-zero threshold (1e-15), exact halves, a negative extreme, huge and
- * tiny magnitudes. Without node_modules the test is skipped (it says so). */
+ * tiny magnitudes. The blocks are then turned back into floats by tune's
+ * and ggml's dequantize_row_* and those compared bit for bit too (what
+ * llama.cpp computes with is what `tune export --dequantized` writes).
+ * Without node_modules the test is skipped (it says so). */
 #define _DEFAULT_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,6 +31,8 @@
 
 typedef size_t (*quantize_chunk_fn)(int type, const float *src, void *dst, int64_t start, int64_t nrows, int64_t n_per_row,
                                     const float *imatrix);
+
+typedef void (*dequantize_row_fn)(const void *x, float *y, int64_t k);
 
 static void *lib;
 static quantize_chunk_fn ggml_quantize_chunk;
@@ -158,6 +163,43 @@ static void test_bytes_equal_ggml(void **state) {
     }
 }
 
+static void test_dequantize_equals_ggml(void **state) {
+    (void)state;
+    if (!ggml_quantize_chunk) skip();
+    static const struct {
+        tn_ggml_type t;
+        const char *fn;
+    } all[] = {{TN_GGML_Q4_0, "dequantize_row_q4_0"}, {TN_GGML_Q5_0, "dequantize_row_q5_0"}, {TN_GGML_Q8_0, "dequantize_row_q8_0"},
+               {TN_GGML_Q4_K, "dequantize_row_q4_K"}, {TN_GGML_Q6_K, "dequantize_row_q6_K"}};
+    const int64_t nrows = 64, n = 4096;
+    float *x = malloc((size_t)(nrows * n) * sizeof *x), *ours = malloc((size_t)(nrows * n) * sizeof *x),
+          *theirs = malloc((size_t)(nrows * n) * sizeof *x);
+    assert_non_null(x), assert_non_null(ours), assert_non_null(theirs);
+    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) {
+        dequantize_row_fn ref = (dequantize_row_fn)dlsym(lib, all[k].fn);
+        assert_non_null(ref);
+        uint64_t bytes = (uint64_t)nrows * tn_ggml_row_size(all[k].t, n);
+        unsigned char *q = malloc(bytes);
+        assert_non_null(q);
+        fill_rows(x, nrows, n, 77 + k);
+        assert_int_equal(tn_quant_rows(all[k].t, x, q, nrows, n), bytes);
+        tn_dequantize_row(all[k].t, q, ours, nrows * n);
+        ref(q, theirs, nrows * n);
+        int64_t diff = 0;
+        double err = 0, norm = 0;
+        for (int64_t i = 0; i < nrows * n; i++) {
+            if (memcmp(&ours[i], &theirs[i], 4)) diff++;
+            err += ((double)ours[i] - x[i]) * ((double)ours[i] - x[i]);
+            norm += (double)x[i] * x[i];
+        }
+        printf("%-5s dequantized: %lld values, %lld differ from ggml; relative error of the round trip %.2e\n", tn_ggml_type_name(all[k].t),
+               (long long)(nrows * n), (long long)diff, norm > 0 ? sqrt(err / norm) : 0.0);
+        free(q);
+        assert_int_equal(diff, 0);
+    }
+    free(x), free(ours), free(theirs);
+}
+
 /* Rows whose length the type does not allow are refused with a message. */
 static void test_refuses_bad_rows(void **state) {
     (void)state;
@@ -172,6 +214,7 @@ static void test_refuses_bad_rows(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bytes_equal_ggml),
+        cmocka_unit_test(test_dequantize_equals_ggml),
         cmocka_unit_test(test_refuses_bad_rows),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
