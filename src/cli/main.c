@@ -21,6 +21,7 @@ static const command commands[] = {
     {"fuse", cmd_fuse, "merge a LoRA adapter into the weights: a Hugging Face folder"},
     {"export", cmd_export, "GGUF for llama.cpp (f32 ... q4_k_m), with the adapter fused, or the adapter alone"},
     {"logits", cmd_logits, "next-token probabilities and a greedy continuation of token ids, as JSON"},
+    {"doctor", cmd_doctor, "the whole chain on a model, each output reloaded and compared"},
     {"demo", cmd_demo, "run the pipeline on the embedded tiny model"},
     {"template", cmd_template, "a model's chat template applied to messages, as transformers renders it"},
     {"tokenize", cmd_tokenize, "text on stdin -> token ids, as Hugging Face tokenizers gives them"},
