@@ -49,6 +49,7 @@ static int reserve(tn_gguf_writer *w, size_t more) {
 }
 
 static int put(tn_gguf_writer *w, const void *p, size_t n) {
+    if (n == 0) return 0;
     if (reserve(w, n)) return -1;
     memcpy(w->kv + w->kv_len, p, n);
     w->kv_len += n;

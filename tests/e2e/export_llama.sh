@@ -19,6 +19,9 @@
 # llama-wide (measured up to 0.11). On that flat random fixture the weights'
 # quantization alone (tune vs tune) moves probabilities by up to 0.07 (Q8_0)
 # and 0.74 (Q4_K_M): the source comparison is printed for those, not held.
+# llama.cpp's tokenizer, from the GGUF's tokenizer metadata, gives Hugging
+# Face's ids for each fixture's tokenizer_tests.json strings and chat text
+# (Qwen2's NFC normaliser aside: llama.cpp does not normalise).
 # The LoRA adapter (lora/final_adapter) fused into an f32 GGUF and, apart, as
 # a GGUF adapter applied by llama.cpp at run time: both within 1e-3 of tune's
 # base + adapter, and of each other.
@@ -43,8 +46,8 @@ print(",".join(map(str, struct.unpack("<%dq" % cols, b[8 + n + s: 8 + n + s + 8 
 P
 }
 
-runs=() checks=() pairs=()
-add_run() { runs+=("{\"name\": \"$1\", \"model\": \"$2\", \"ids\": [$3], \"greedy\": 16${4:+, \"lora\": \"$4\"}}"); }
+runs=() checks=() pairs=() tokens=()
+add_run() { runs+=("{\"name\": \"$1\", \"model\": \"$2\", \"ids\": [$3], \"greedy\": 16${4:+, \"lora\": \"$4\"}${5:+, \"texts\": $5}}"); }
 # add_check NAME FAMILY TYPE REF RUN TOL GREEDY MARGIN TABLE (empty = default)
 add_check() {
     checks+=("{\"name\": \"$1\", \"family\": \"$2\", \"type\": \"$3\", \"ref\": \"$4\", \"run\": \"$5\"${6:+, \"tol\": $6}${7:+, \"greedy\": true}${8:+, \"margin\": $8}${9:+, \"table\": \"$9\"}}")
@@ -61,7 +64,13 @@ for f in llama mistral qwen2 gemma2 granite llama-wide; do
         deq=()
         quantized $ty && deq=(--dequantized $W/$f.$ty.deq)
         $T export $M --gguf $W/$f.$ty.gguf --type $ty "${deq[@]}" 2> $W/err || fail "tune export $f $ty: $(tail -2 $W/err)"
-        add_run "$f.$ty" "$W/$f.$ty.gguf" "$ids"
+        texts=""
+        if [ $ty = f32 ] && [ $f != llama-wide ]; then
+            texts=$(python3 -c 'import json,sys; t=json.load(open(sys.argv[1])); print(json.dumps([c["text"] for c in t["cases"]] + [t["chat"]["text"]]))' $M/tokenizer_tests.json)
+            nfc=false; [ $f = qwen2 ] && nfc=true
+            tokens+=("{\"name\": \"$f tokenizer\", \"run\": \"$f.$ty\", \"tests\": \"$M/tokenizer_tests.json\", \"nfc\": $nfc}")
+        fi
+        add_run "$f.$ty" "$W/$f.$ty.gguf" "$ids" "" "$texts"
         case $ty in
             f32) add_check "$f $ty" $f $ty $W/$f.ref.json $f.$ty 1e-3 1;;
             f16) add_check "$f $ty" $f $ty $W/$f.ref.json $f.$ty "" 1;;
@@ -87,6 +96,6 @@ done
 
 join() { local IFS=,; echo "$*"; }
 echo "{\"runs\": [$(join "${runs[@]}")]}" > $W/jobs.json
-echo "{\"checks\": [$(join "${checks[@]}")], \"pairs\": [$(join "${pairs[@]}")]}" > $W/plan.json
+echo "{\"checks\": [$(join "${checks[@]}")], \"pairs\": [$(join "${pairs[@]}")], \"tokens\": [$(join "${tokens[@]}")]}" > $W/plan.json
 node tests/llama/gguf_eval.mjs $W/jobs.json > $W/llama.json 2> $W/node.err || fail "llama.cpp (node-llama-cpp): $(tail -5 $W/node.err)"
 python3 tests/llama/compare.py $W/plan.json $W/llama.json

@@ -6,7 +6,8 @@
 PLAN.json: {"checks": [{"name", "family", "type", "ref": "tune logits output",
              "run": "name of a run in LLAMA.json", "tol"?: 1e-3, "greedy"?: true,
              "margin"?: 1e-2, "table"?: "source"}],
-            "pairs": [{"name", "a": run, "b": run, "tol"}]}
+            "pairs": [{"name", "a": run, "b": run, "tol"}],
+            "tokens": [{"name", "run", "tests": "tokenizer_tests.json", "nfc": bool}]}
 LLAMA.json: tests/llama/gguf_eval.mjs's output.
 
 For each check: the largest |p_tune - p_llama| over every position and token
@@ -15,10 +16,16 @@ where tune's top-1 / top-2 margin exceeds `margin` (default 1e-2; must be
 equal),
 and, when `greedy` is set, the same greedy continuation. Pairs compare two
 llama.cpp runs (the GGUF adapter applied at run time against the fused GGUF).
+Tokens: llama.cpp's tokenizer, built from the GGUF's tokenizer metadata, on
+the fixture's tokenizer_tests.json strings and chat rendering, against the
+ids Hugging Face's tokenizers gave (ids_no_special, chat.ids). With "nfc"
+(a tokenizer whose normalizer is NFC: Qwen2), strings that NFC changes are
+left out: llama.cpp does not normalise.
 Prints one line per check and exits 1 on any failure.
 """
 import json
 import sys
+import unicodedata
 
 MARGIN = 1e-2
 
@@ -82,6 +89,22 @@ def main():
         ok = worst <= p["tol"] and not top_bad
         print(f"{p['name']:34} {worst:10.3g}  {str(at):>16}  {'ok' if not top_bad else 'DIFF':5}  -" + ("" if ok else "   FAIL"))
         failures += not ok
+    for tk in plan.get("tokens", []):
+        tests = json.load(open(tk["tests"]))
+        texts = [c["text"] for c in tests["cases"]] + [tests["chat"]["text"]]
+        want = [c["ids_no_special"] for c in tests["cases"]] + [tests["chat"]["ids"]]
+        got = runs[tk["run"]]["tokens"]
+        bad, skipped = [], 0
+        for text, w, g in zip(texts, want, got):
+            if tk.get("nfc") and unicodedata.normalize("NFC", text) != text:
+                skipped += 1
+                continue
+            if w != g:
+                bad.append((text[:24], w[:8], g[:8]))
+        note = f" ({skipped} left out: NFC changes them, llama.cpp does not normalise)" if skipped else ""
+        print(f"{tk['name']:34} tokens: {len(texts) - skipped - len(bad)}/{len(texts) - skipped} strings identical to Hugging Face{note}"
+              + ("" if not bad else "   FAIL: " + "; ".join(f"{t!r}: HF {w} llama.cpp {g}" for t, w, g in bad[:2])))
+        failures += bool(bad)
     # The summary the issue asks for: the largest difference per family and type.
     for which, title in (("source", "tune on the source folder"), ("file", "tune on the GGUF's own weights (--dequantized)")):
         table = {}

@@ -6,9 +6,11 @@
 //   node tests/llama/gguf_eval.mjs JOBS.json > OUT.json
 //
 // JOBS.json: {"runs": [{"name", "model": "x.gguf", "lora"?: "a.gguf",
-//              "ids": [...], "greedy"?: 16}]}
+//              "ids": [...], "greedy"?: 16, "texts"?: [...]}]}
 // OUT.json:  {"runs": [{"name", "n_vocab", "probs": [[p_0 .. p_{V-1}] per
-//              position], "greedy": [ids]}]}
+//              position], "greedy": [ids], "tokens": [[ids] per text]}]}
+// "tokens": llama.cpp's tokenizer on each text, special tokens recognised
+// and none added (Hugging Face's add_special_tokens=False).
 // The KV cache is kept in F32 (llama.cpp's default is F16) so that an f32
 // export can be held to fp32 agreement.
 // Probabilities: softmax of the raw logits (greedy sampling: no temperature,
@@ -55,7 +57,8 @@ for (const job of jobs.runs) {
             if (greedy.length >= job.greedy) break;
         }
     }
-    out.runs.push({name: job.name, n_vocab: nVocab, probs, greedy});
+    const tokens = (job.texts ?? []).map((text) => Array.from(model.tokenize(text, true)));
+    out.runs.push({name: job.name, n_vocab: nVocab, probs, greedy, tokens});
     await context.dispose();
     await model.dispose();
 }
