@@ -205,7 +205,7 @@ static int decode_string(lexer *L, uint32_t pos, const char *s, size_t n, tt_buf
             i = e;
             continue;
         }
-        uint32_t at = pos + (uint32_t)i + 1;
+        uint32_t at = pos + (uint32_t)i; /* the backslash */
         char d = s[i + 1]; /* the regex guarantees a character after '\' */
         i += 2;
         uint32_t cp = 0;
@@ -390,6 +390,8 @@ static int lex_tag(lexer *L, size_t *p, int block, size_t tag_pos) {
         if (type < 0) {
             size_t cl;
             tt_utf8_next(s + i, n - i, &cl);
+            if ((unsigned char)s[i] < 0x20 || s[i] == 0x7F)
+                return tt_fail_at(L->t, (uint32_t)i, "unexpected character \\x%02x in a tag", (unsigned char)s[i]);
             return tt_fail_at(L->t, (uint32_t)i, "unexpected character '%.*s' in a tag", (int)cl, s + i);
         }
         if (type == TK_LPAREN || type == TK_LBRACKET || type == TK_LBRACE) {

@@ -146,7 +146,7 @@ static tt_node *parse_tuple(parser *P, int simplified, int with_condexpr, const 
 
 static int enter(parser *P) {
     if (++P->depth > TT_MAX_DEPTH) {
-        tt_fail_at(P->t, cur(P)->pos, "expression nested too deeply (more than %d levels)", TT_MAX_DEPTH);
+        tt_fail_at(P->t, cur(P)->pos, "nested too deeply (more than %d levels)", TT_MAX_DEPTH);
         return -1;
     }
     return 0;
@@ -741,7 +741,7 @@ static tt_node *parse_assign_target(parser *P, int with_ns, int name_only, const
                 return NULL;
             }
             advance(P);
-            tt_node *g = node(P, E_GETATTR, a->pos);
+            tt_node *g = node(P, E_GETATTR, t->pos);
             if (!g || !(g->getattr.attr = intern(P, a->s, a->n))) return NULL;
             g->getattr.obj = n;
             return g;
@@ -851,7 +851,17 @@ static int parse_macro_body(parser *P, tt_node *m, const char *end) {
     return 0;
 }
 
+static tt_node *parse_statement_inner(parser *P);
+
+/* Statements nest through recursion: deep nesting is refused. */
 static tt_node *parse_statement(parser *P) {
+    if (enter(P)) return NULL;
+    tt_node *n = parse_statement_inner(P);
+    P->depth--;
+    return n;
+}
+
+static tt_node *parse_statement_inner(parser *P) {
     const tt_token *t = cur(P);
     if (t->type != TK_NAME) {
         fail_got(P, "a statement name");
