@@ -117,7 +117,7 @@ static void stage_verdict(const tn_spec *spec, tn_stage st, int *ok, const char 
     *ok = reason == NULL;
     static const char *const what[TN_STAGE_COUNT] = {
         [TN_STAGE_LORA] = "tune train (CPU), held to transformers + PEFT by the golden tests",
-        [TN_STAGE_QLORA] = "tune train --qlora",
+        [TN_STAGE_QLORA] = "tune train --qlora[=nf4|q4_k|q8_0] (CPU; base quantized at load)",
         [TN_STAGE_FULL] = "tune train --fine-tune-type full (CPU)",
         [TN_STAGE_FUSE] = "tune fuse",
         [TN_STAGE_GGUF] = "tune export --gguf",

@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/train_config.h"
 #include "io/json.h"
+#include "plan/plan.h"
 #include "train/data_source.h"
 #include "train/trainer.h"
 #include "util/error.h"
@@ -25,6 +26,7 @@ static const char help[] =
     "  --init-adapter DIR    start from a PEFT or mlx-lm adapter\n"
     "  --resume DIR          continue from a checkpoint (checkpoints/NNNNNNN), bit for bit\n"
     "  --fine-tune-type lora|full\n"
+    "  --qlora[=nf4|q4_k|q8_0]  LoRA on a frozen base stored quantized (default nf4)\n"
     "optimisation:\n"
     "  --lr X (1e-5)  --weight-decay X (0)  --schedule constant|linear|cosine  --warmup N  --min-lr X\n"
     "  --batch N (4)  --grad-accum N (1)  --iters N (1000) | --epochs N  --clip NORM (off)\n"
@@ -85,6 +87,11 @@ int cmd_train(int argc, char **argv) {
             o.schedule = (tn_schedule_kind)k;
         } else if (tn_arg_value(&a, "--budget", &v)) {
             if (!v || tn_parse_size(v, "--budget", &o.budget)) return fail_usage();
+        } else if (tn_arg_flag(&a, "--qlora")) o.qlora = TN_QUANT_NF4;
+        else if (!strncmp(argv[a.i], "--qlora=", 8)) {
+            int q = tn_quant_from_name(argv[a.i] + 8);
+            if (q <= 0) return fprintf(stderr, "tune: --qlora: expected nf4, q4_k or q8_0, got '%s'\n", argv[a.i] + 8), TN_EXIT_USAGE;
+            o.qlora = q;
         } else if (tn_arg_flag(&a, "--mask-prompt")) mask_prompt = 1;
         else if (tn_arg_flag(&a, "--grad-checkpoint")) o.grad_checkpoint = 1;
         else if (tn_arg_flag(&a, "--rslora")) o.rslora = 1;

@@ -182,7 +182,6 @@ static const tn_gguf_key gguf_granite_keys[] = {
  * land issue by issue; each entry names the work still missing. */
 #define NOT_YET_DENSE                                                                    \
     {                                                                                    \
-        [TN_STAGE_QLORA] = "QLoRA (4-bit base) is not implemented in this build yet",    \
     }
 
 static const tn_family llama = {

@@ -6,6 +6,8 @@
  * KV = kv heads x head_dim, F = intermediate, V = vocab, L = layers. */
 #include "plan/plan.h"
 
+#include "quant/nf4.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,7 +38,7 @@ int tn_quant_from_name(const char *name) {
 uint64_t tn_quant_bytes(tn_quant q, uint64_t n) {
     switch (q) {
     case TN_QUANT_NONE: return n * 4;
-    case TN_QUANT_NF4: return n / 2 + (n + 63) / 64 + ((n + 63) / 64 + 255) / 256 * 4;
+    case TN_QUANT_NF4: return tn_nf4_bytes((int64_t)n);
     case TN_QUANT_Q4_K: return (n + 255) / 256 * 144;
     case TN_QUANT_Q8_0: return (n + 31) / 32 * 34;
     }
@@ -221,11 +223,21 @@ void tn_plan_make(const tn_spec *spec, tn_dtype stored, const tn_plan_settings *
     if (kind == TN_PLAN_FULL) {
         add(p, "weights (fp32 master)", all_weights * 4, "%llu parameters x 4 B", (unsigned long long)all_weights);
     } else if (kind == TN_PLAN_QLORA) {
-        uint64_t qb = tn_quant_bytes(s->qlora, w.layer_linear);
+        /* Each layer matrix quantized on its own (NF4 blocks of 64 with
+         * double-quantized scales; ggml blocks along the rows). */
+        uint64_t qb = 0;
+        for (int l = 0; l < L; l++)
+            for (const tn_tensor_rule *r = spec->family->layer_rules; r->name; r++) {
+                if (!tn_rule_applies(spec, r, l) || r->n_dims < 2) continue;
+                uint64_t n = 1;
+                for (int i = 0; i < r->n_dims; i++) n *= (uint64_t)tn_spec_dim(spec, r->shape[i]);
+                if (n <= 4096) continue;
+                qb += tn_quant_bytes(s->qlora, n);
+            }
         add(p, "weights: layers (quantized)", qb, "%llu linear weights in %s", (unsigned long long)w.layer_linear, tn_quant_name(s->qlora));
         add(p, "weights: embeddings and head", (w.embed + w.lm_head) * esz, "%llu parameters kept in %s", (unsigned long long)(w.embed + w.lm_head), dn);
         add(p, "weights: norms and small", w.norms_and_small * 4, "%llu parameters in fp32", (unsigned long long)w.norms_and_small);
-        add(p, "dequantization tile", w.largest_matrix * 4, "largest matrix (%llu weights) in fp32", (unsigned long long)w.largest_matrix);
+        add(p, "fp32 layer workspace", w.largest_layer * 4, "one layer's matrices dequantized to fp32 (%llu weights)", (unsigned long long)w.largest_layer);
     } else {
         add(p, "weights", all_weights * esz, "%llu parameters x %llu B (%s, mmap'd)", (unsigned long long)all_weights, (unsigned long long)esz, dn);
         if (stored != TN_DTYPE_F32)

@@ -10,6 +10,9 @@
 #include <string.h>
 
 #include "io/safetensors_write.h"
+#include "plan/plan.h"
+#include "quant/nf4.h"
+#include "quant/quant.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/platform.h"
@@ -310,7 +313,78 @@ int tn_model_save(const tn_model *m, const char *dir, tn_dtype dtype) {
     return rc;
 }
 
+/* Rows x cols of module k of layer l, as stored ([out, in]). */
+static const tn_tensor_info *module_tensor(const tn_model *m, int l, int k) {
+    char name[512];
+    snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, module_paths[k]);
+    return need(m, name);
+}
+
+static uint64_t quant_size(int kind, const tn_tensor_info *t) {
+    int64_t rows = t->shape[0], cols = t->shape[1];
+    if (kind == TN_QUANT_NF4) return tn_nf4_bytes(rows * cols);
+    return (uint64_t)rows * tn_ggml_row_size(kind == TN_QUANT_Q4_K ? TN_GGML_Q4_K : TN_GGML_Q8_0, cols);
+}
+
+int tn_model_quantize_base(tn_model *m, int kind) {
+    const tn_spec *s = &m->spec;
+    int L = (int)s->n_layers;
+    tn_ggml_type gt = kind == TN_QUANT_Q4_K ? TN_GGML_Q4_K : TN_GGML_Q8_0;
+    m->qoff = tn_malloc((size_t)L * TN_MOD_COUNT * sizeof *m->qoff, "quantized offsets");
+    if (!m->qoff) return -1;
+    uint64_t total = 0, largest = 0, largest_layer = 0;
+    for (int l = 0; l < L; l++) {
+        uint64_t layer = 0;
+        for (int k = 0; k < TN_MOD_COUNT; k++) {
+            const tn_tensor_info *t = module_tensor(m, l, k);
+            if (!t) return -1;
+            if (kind != TN_QUANT_NF4 && t->shape[1] % tn_ggml_block_size(gt))
+                return tn_fail("%s: --qlora %s needs rows that are a multiple of %d values; %s has rows of %lld (use --qlora nf4)", m->path,
+                               kind == TN_QUANT_Q4_K ? "q4_k" : "q8_0", tn_ggml_block_size(gt), t->name, (long long)t->shape[1]);
+            m->qoff[l * TN_MOD_COUNT + k] = total;
+            total += quant_size(kind, t);
+            if (t->n_elements > largest) largest = t->n_elements;
+            layer += t->n_elements;
+        }
+        if (layer > largest_layer) largest_layer = layer;
+    }
+    m->qbase = tn_malloc(total, "quantized base");
+    float *tmp = tn_malloc(largest * sizeof(float), "quantization buffer");
+    if (!m->qbase || !tmp) {
+        free(tmp);
+        return -1;
+    }
+    m->qbytes = total;
+    for (int l = 0; l < L; l++)
+        for (int k = 0; k < TN_MOD_COUNT; k++) {
+            const tn_tensor_info *t = module_tensor(m, l, k);
+            if (convert_to_f32(m, t, tmp) != 0) {
+                free(tmp);
+                return -1;
+            }
+            unsigned char *dst = m->qbase + m->qoff[l * TN_MOD_COUNT + k];
+            if (kind == TN_QUANT_NF4) tn_nf4_quantize(tmp, (int64_t)t->n_elements, dst);
+            else if (!tn_quant_rows(gt, tmp, dst, t->shape[0], t->shape[1])) {
+                free(tmp);
+                return -1;
+            }
+            /* The 16-bit original is not needed again: let its pages go. */
+            tn_release_pages(tn_safetensors_data(&m->st, t), t->n_bytes);
+        }
+    free(tmp);
+    if ((uint64_t)m->layer_ws_elems < largest_layer) {
+        free(m->layer_ws);
+        m->layer_ws = tn_malloc(largest_layer * sizeof(float), "fp32 layer workspace");
+        if (!m->layer_ws) return -1;
+        m->layer_ws_elems = (int64_t)largest_layer;
+    }
+    m->qkind = kind;
+    return 0;
+}
+
 void tn_model_close(tn_model *m) {
+    free(m->qbase);
+    free(m->qoff);
     free(m->master);
     free(m->master_grad);
     free(m->master_off);
@@ -351,6 +425,24 @@ int tn_model_layer_view(tn_model *m, int l, tn_layer_view *v) {
             if (trained) v->dw[k] = master_of(m, name, 1);
             snprintf(name, sizeof name, "model.layers.%d.%s.bias", l, module_paths[k]);
             if (trained && v->bias[k]) v->dbias[k] = master_of(m, name, 1);
+        }
+        return 0;
+    }
+    if (m->qbase) {
+        for (int k = 0; k < TN_MOD_COUNT; k++) {
+            v->bias[k] = ix->p[l][SMALL_BIAS0 + k];
+            const tn_tensor_info *t = module_tensor(m, l, k);
+            const unsigned char *q = m->qbase + m->qoff[l * TN_MOD_COUNT + k];
+            if (m->qkind == TN_QUANT_NF4) {
+                tn_nf4_dequantize(q, (int64_t)t->n_elements, ws);
+            } else {
+                tn_ggml_type gt = m->qkind == TN_QUANT_Q4_K ? TN_GGML_Q4_K : TN_GGML_Q8_0;
+                uint64_t row = tn_ggml_row_size(gt, t->shape[1]);
+#pragma omp parallel for if (t->n_elements > 65536)
+                for (int64_t r = 0; r < t->shape[0]; r++) tn_dequantize_row(gt, q + (uint64_t)r * row, ws + r * t->shape[1], t->shape[1]);
+            }
+            v->w[k] = ws;
+            ws += t->n_elements;
         }
         return 0;
     }

@@ -74,7 +74,17 @@ typedef struct {
     int64_t *master_off; /* [st.n_tensors] offset of each tensor in master */
     int first_trained;
     float *dembed, *dhead, *dfinal_norm;
+    /* QLoRA: the layers' matrices kept quantized (NF4, Q4_K or Q8_0) and
+     * dequantized one layer at a time into layer_ws. */
+    int qkind; /* tn_quant; 0 = none */
+    unsigned char *qbase;
+    uint64_t qbytes;
+    uint64_t *qoff; /* [layers * TN_MOD_COUNT] */
 } tn_model;
+
+/* Quantizes the base's layer matrices (kind: TN_QUANT_NF4, _Q4_K, _Q8_0 of
+ * plan.h) for QLoRA; the mapped 16-bit weights are released afterwards. */
+int tn_model_quantize_base(tn_model *m, int kind);
 
 /* Makes the weights trainable for full fine-tuning of the last `layers`
  * layers (-1 = all, embeddings and head included). */

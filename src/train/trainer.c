@@ -242,7 +242,8 @@ int tn_train_run(const tn_train_options *o, tn_batch_source *src) {
     if (tn_model_open(o->model, max_seq, &m) != 0) return -1;
     tn_dtype stored = spec.dtype;
     if (m.st.n_tensors) stored = m.st.tensors[0].dtype;
-    tn_plan_make(&spec, stored, &ps, o->full ? TN_PLAN_FULL : TN_PLAN_LORA, &plan);
+    if (o->qlora) ps.qlora = (tn_quant)o->qlora;
+    tn_plan_make(&spec, stored, &ps, o->full ? TN_PLAN_FULL : o->qlora ? TN_PLAN_QLORA : TN_PLAN_LORA, &plan);
     char g1[32], g2[32];
     if (o->budget && plan.total > o->budget) {
         tn_model_close(&m);
@@ -258,6 +259,14 @@ int tn_train_run(const tn_train_options *o, tn_batch_source *src) {
     int64_t step = 0, micro = 0;
     int bad_steps = 0, rc = -1;
     memset(&lora, 0, sizeof lora);
+    if (o->qlora && o->full) {
+        tn_model_close(&m);
+        return tn_fail("--qlora trains LoRA on a quantized base; it does not combine with --fine-tune-type full");
+    }
+    if (o->qlora && tn_model_quantize_base(&m, o->qlora) != 0) {
+        tn_model_close(&m);
+        return -1;
+    }
     if (o->full) {
         if (o->init_adapter) {
             tn_model_close(&m);
@@ -309,8 +318,9 @@ int tn_train_run(const tn_train_options *o, tn_batch_source *src) {
         fprintf(stderr, "tune train: %s, %s full fine-tuning of %s layers, %lld parameters", o->model, spec.model_type,
                 m.first_trained ? "the last" : "all", (long long)n_params);
     else
-        fprintf(stderr, "tune train: %s, %s LoRA rank %d (alpha %g) on %d modules, %lld parameters", o->model, spec.model_type, lora.rank,
-                lora.alpha, lora.n, (long long)n_params);
+        fprintf(stderr, "tune train: %s, %s %s rank %d (alpha %g) on %d modules, %lld parameters", o->model, spec.model_type,
+                o->qlora ? (o->qlora == TN_QUANT_NF4 ? "QLoRA (nf4 base)" : o->qlora == TN_QUANT_Q4_K ? "QLoRA (q4_k base)" : "QLoRA (q8_0 base)") : "LoRA",
+                lora.rank, lora.alpha, lora.n, (long long)n_params);
     fprintf(stderr, "; %lld steps of %d x %d batches (x%d accumulation); plan %s\n", (long long)iters, src->max_batch, max_seq, o->grad_accum,
             tn_format_gib(plan.total, g1, sizeof g1));
     tn_progress bar;

@@ -28,7 +28,8 @@ typedef struct {
 
 typedef struct {
     const char *model, *out, *init_adapter, *resume;
-    int full; /* --fine-tune-type full */
+    int full;  /* --fine-tune-type full */
+    int qlora; /* tn_quant of plan.h: the frozen base stored quantized (0 = no) */
     int rank;
     double alpha, dropout;
     int rslora;

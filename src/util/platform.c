@@ -1,4 +1,4 @@
-#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE
 #define _DARWIN_C_SOURCE
 #include "util/platform.h"
 
@@ -128,6 +128,14 @@ void tn_platform_start(int argc, char **argv) {
 #endif
     execvp(argv[0], argv);
     /* If the program cannot be run again, go on with the default policy. */
+}
+
+void tn_release_pages(const void *addr, size_t len) {
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0 || !addr || !len) return;
+    uintptr_t start = ((uintptr_t)addr + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+    uintptr_t end = ((uintptr_t)addr + len) & ~((uintptr_t)page - 1);
+    if (end > start) madvise((void *)start, end - start, MADV_DONTNEED);
 }
 
 int tn_file_exists(const char *path) {

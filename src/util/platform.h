@@ -33,6 +33,11 @@ double tn_seconds(void);
  * sets it and executes the program again (once). Call first in main. */
 void tn_platform_start(int argc, char **argv);
 
+/* Tells the kernel that the pages of a read-only file mapping are not needed
+ * now (they are read again from the file if touched), so they leave the
+ * resident set. */
+void tn_release_pages(const void *addr, size_t len);
+
 int tn_file_exists(const char *path);
 int tn_is_directory(const char *path);
 /* mkdir -p */
