@@ -36,6 +36,7 @@ static double sgemm_rate(int M, int N, int K) {
 }
 
 int main(int argc, char **argv) {
+    tn_platform_start(argc, argv); /* OMP_WAIT_POLICY=PASSIVE, as tune runs */
     if (argc < 2) {
         fprintf(stderr, "usage: train_bench MODEL_DIR [seq] [batch] [steps] [--grad-checkpoint]\n");
         return 2;
