@@ -147,12 +147,15 @@ static int load_jinja_files(tn_chat_template *ct, const char *dir, int *found) {
     return 0;
 }
 
-tn_chat_template *tn_chat_template_load(const char *model_dir) {
+tn_chat_template *tn_chat_template_load(const char *dir_arg) {
     tn_chat_template *ct = calloc(1, sizeof *ct);
     if (!ct) {
         tn_fail("out of memory loading a chat template");
         return NULL;
     }
+    char model_dir[4096];
+    snprintf(model_dir, sizeof model_dir, "%s", dir_arg);
+    for (size_t l = strlen(model_dir); l > 1 && model_dir[l - 1] == '/'; l--) model_dir[l - 1] = 0;
     char path[4096], where[4200];
     int found_jinja;
     if (load_jinja_files(ct, model_dir, &found_jinja)) goto fail;
