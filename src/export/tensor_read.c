@@ -6,6 +6,7 @@
 
 #include "io/dtype.h"
 #include "util/error.h"
+#include "util/platform.h"
 
 static int is_mlx_quantized(const tn_spec *spec, const tn_tensor_info *t) {
     return spec && spec->quant_bits > 0 && t->dtype == TN_DTYPE_U32 && t->n_dims == 2;
@@ -58,12 +59,13 @@ int tn_tensor_read_f32(const tn_safetensors *st, const tn_spec *spec, const char
     if (float_dtype(t->dtype)) {
         const int64_t n = (int64_t)t->n_elements;
         const tn_dtype dt = t->dtype;
-        if (dt == TN_DTYPE_F32) {
-            memcpy(dst, src, (size_t)n * 4);
-            return 0;
-        }
+        if (dt == TN_DTYPE_F32) memcpy(dst, src, (size_t)n * 4);
+        else {
 #pragma omp parallel for schedule(static) if (n > 65536)
-        for (int64_t i = 0; i < n; i++) dst[i] = load_one(src, dt, (uint64_t)i);
+            for (int64_t i = 0; i < n; i++) dst[i] = load_one(src, dt, (uint64_t)i);
+        }
+        /* read once: the mapped pages leave this process's resident set */
+        tn_release_pages(src, t->n_bytes);
         return 0;
     }
     if (!is_mlx_quantized(spec, t))
@@ -91,5 +93,8 @@ int tn_tensor_read_f32(const tn_safetensors *st, const tn_spec *spec, const char
             dst[r * cols + c] = load_one(ps, sdt, g) * (float)q + load_one(pb, bdt, g);
         }
     }
+    tn_release_pages(src, t->n_bytes);
+    tn_release_pages(ps, sc->n_bytes);
+    tn_release_pages(pb, bi->n_bytes);
     return 0;
 }

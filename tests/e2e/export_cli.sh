@@ -92,6 +92,56 @@ mkdir $W/other && echo keep > $W/other/notes.txt
 expect 2 "notes.txt, which a fuse does not write" $T fuse $M --adapter $A --out $W/other
 [ "$(cat $W/other/notes.txt)" = keep ] && [ $(ls $W/other | wc -l) -eq 1 ] || fail "a refused fuse touched the folder"
 
+# An MLX 4-bit (affine, groups of 64) base: dequantized, then fused or
+# exported. The reference is the same weights dequantized by Python into a
+# dense F32 folder: the fused tensors and the GGUF files must be the same bytes.
+mkdir -p $W/mlx4/m $W/deq4/m
+python3 - $M $W/mlx4/m $W/deq4/m <<'P' || fail "making the MLX 4-bit model"
+import json, shutil, struct, sys
+src, qdir, ddir = sys.argv[1:4]
+f32 = lambda v: struct.unpack("<f", struct.pack("<f", v))[0]
+b = open(f"{src}/model.safetensors", "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
+qt, dt = {}, {}
+for name, e in h.items():
+    if name == "__metadata__": continue
+    s0, s1 = e["data_offsets"]; shape = e["shape"]
+    v = list(struct.unpack(f"<{(s1 - s0) // 4}f", b[8 + n + s0:8 + n + s1]))
+    if len(shape) != 2 or shape[1] % 64:
+        qt[name] = dt[name] = (shape, "F32", struct.pack(f"<{len(v)}f", *v)); continue
+    rows, cols = shape; words, scales, biases, deq = [], [], [], []
+    for r in range(rows):
+        for g in range(cols // 64):
+            grp = v[r * cols + g * 64:(r * cols + g * 64 + 64)]
+            lo, hi = min(grp), max(grp); sc = f32((hi - lo) / 15) or 1.0; bi = f32(lo)
+            q = [max(0, min(15, round((x - bi) / sc))) for x in grp]
+            scales.append(sc); biases.append(bi)
+            deq += [f32(f32(sc * k) + bi) for k in q]
+            words += [sum(q[8 * i + k] << (4 * k) for k in range(8)) for i in range(8)]
+    base = name[:-len(".weight")]
+    qt[name] = ([rows, cols // 8], "U32", struct.pack(f"<{len(words)}I", *words))
+    qt[base + ".scales"] = ([rows, cols // 64], "F32", struct.pack(f"<{len(scales)}f", *scales))
+    qt[base + ".biases"] = ([rows, cols // 64], "F32", struct.pack(f"<{len(biases)}f", *biases))
+    dt[name] = (shape, "F32", struct.pack(f"<{len(deq)}f", *deq))
+def save(path, t):
+    hdr, off, blobs = {}, 0, []
+    for k in sorted(t):
+        shape, dtype, raw = t[k]; hdr[k] = {"dtype": dtype, "shape": shape, "data_offsets": [off, off + len(raw)]}; off += len(raw); blobs.append(raw)
+    hj = json.dumps(hdr).encode(); open(path, "wb").write(struct.pack("<Q", len(hj)) + hj + b"".join(blobs))
+save(f"{qdir}/model.safetensors", qt); save(f"{ddir}/model.safetensors", dt)
+cfg = json.load(open(f"{src}/config.json"))
+json.dump(cfg, open(f"{ddir}/config.json", "w")); cfg["quantization"] = {"group_size": 64, "bits": 4}; json.dump(cfg, open(f"{qdir}/config.json", "w"))
+for d in (qdir, ddir):
+    for f in ("tokenizer.json", "tokenizer_config.json"): shutil.copy(f"{src}/{f}", d)
+P
+$T fuse $W/mlx4/m --adapter $A --out $W/mlx4/fused 2> $W/err || fail "fuse an MLX 4-bit base: $(tail -3 $W/err)"
+$T fuse $W/deq4/m --adapter $A --out $W/deq4/fused 2> /dev/null || fail "fuse the dequantized reference"
+cmp $W/mlx4/fused/model.safetensors $W/deq4/fused/model.safetensors || fail "MLX 4-bit base fused differently from its dequantized weights"
+grep -q quantization $W/mlx4/fused/config.json && fail "the fused folder's config.json still says quantization"
+$T export $W/mlx4/m --adapter $A --gguf $W/mlx4/m.gguf --type q8_0 2> /dev/null || fail "export an MLX 4-bit base"
+$T export $W/deq4/m --adapter $A --gguf $W/deq4/m.gguf --type q8_0 2> /dev/null || fail "export the dequantized reference"
+cmp $W/mlx4/m.gguf $W/deq4/m.gguf || fail "MLX 4-bit base exported differently from its dequantized weights"
+echo "mlx 4-bit base: dequantized, then fused (HF folder) and exported (GGUF q8_0), byte for byte as from dense weights"
+
 # --- GGUF files, read back independently --------------------------------------
 $T export $M --gguf $W/l.gguf --type f16 2> $W/err || fail "export f16: $(tail -3 $W/err)"
 $RD $W/l.gguf > $W/l.json || fail "gguf_read: $(cat $W/l.json)"
