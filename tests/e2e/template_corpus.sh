@@ -2,6 +2,9 @@
 # tune template against Python's jinja2 (tests/templates/render_jinja2.py, set
 # up as transformers sets it up): every fixture template x every conversation
 # in tests/templates/corpus x the variants below, compared byte for byte.
+# Each rendering is also checked against tests/templates/transformers_golden.json:
+# the SHA-256 of what transformers' own apply_chat_template printed (or that it
+# raised), made once on the GPU machine by render_transformers.py.
 # Where jinja2 raises (the template's raise_exception, or an error), tune must
 # fail too. Prints matched/total per template; any difference fails the test
 # and prints where the outputs part, with context.
@@ -40,6 +43,7 @@ variants() {
 }
 
 jobs="$tmp/jobs"
+[ "${1:-}" = --jobs ] && jobs="$2" # only write the job list (for render_transformers.py)
 : >"$jobs"
 n=0
 for dir in tests/templates/*/; do
@@ -48,14 +52,19 @@ for dir in tests/templates/*/; do
     [ -f "$dir/tokenizer_config.json" ] || [ -f "$dir/chat_template.jinja" ] || continue
     [ "$name" = corpus ] && continue
     for case in tests/templates/corpus/*.json; do
+        k=0
         while IFS= read -r extra; do
             n=$((n + 1))
-            line="$n	$name	$dir	--messages	$case	--date	$DATE"
+            k=$((k + 1))
+            id="$name.$(basename "$case" .json).$k"
+            line="$id	$name	$dir	--messages	$case	--date	$DATE"
             [ "$extra" != "-" ] && line="$line	$extra"
             printf '%s\n' "$line" >>"$jobs"
         done < <(variants "$name")
     done
 done
+
+[ "${1:-}" = --jobs ] && exit 0
 
 # the reference, in one Python process
 cut -f1,3- "$jobs" >"$tmp/pyjobs"
@@ -76,8 +85,15 @@ print(f"    tune:   ...{b[lo:i + 60]!r}")
 EOF
 }
 
+# the golden hashes: "ID<TAB>sha256-or-error"
+"$PY" -c 'import json, sys
+for k, v in json.load(open(sys.argv[1]))["renderings"].items(): print(k + "\t" + v)' \
+    tests/templates/transformers_golden.json >"$tmp/golden" || exit 1
+declare -A golden
+while IFS=$'\t' read -r gid gv; do golden[$gid]=$gv; done <"$tmp/golden"
+
 declare -A total ok
-fails=0
+fails=0 hf_checked=0
 while IFS=$'\t' read -r -a f; do
     id=${f[0]}
     name=${f[1]}
@@ -86,6 +102,16 @@ while IFS=$'\t' read -r -a f; do
     out="$tmp/$id.tune"
     "$TUNE" template "${args[@]}" >"$out" 2>"$tmp/$id.tune_err"
     rc=$?
+    g=${golden[$id]:-}
+    if [ -n "$g" ]; then
+        hf_checked=$((hf_checked + 1))
+        if [ "$g" = error ]; then
+            [ "$rc" -eq 2 ] || { fails=$((fails + 1)); echo "MISMATCH $name (transformers raised, tune did not): ${args[*]}"; continue; }
+        else
+            h=$(sha256sum <"$out" | cut -d' ' -f1)
+            [ "$rc" -eq 0 ] && [ "$h" = "$g" ] || { fails=$((fails + 1)); echo "MISMATCH $name (transformers' rendering differs): ${args[*]}"; continue; }
+        fi
+    fi
     if [ -f "$tmp/ref/$id.err" ]; then
         if [ "$rc" -eq 2 ]; then
             ok[$name]=$(( ${ok[$name]:-0} + 1 ))
@@ -113,4 +139,4 @@ for name in $(printf '%s\n' "${!total[@]}" | sort); do
     printf '  %-26s %d/%d\n' "$name" "${ok[$name]:-0}" "${total[$name]}"
 done
 [ "$fails" -eq 0 ] || { echo "$fails renderings differ"; exit 1; }
-echo "all $n renderings match"
+echo "all $n renderings match jinja2; $hf_checked of them checked against transformers' golden hashes too"
