@@ -6,7 +6,7 @@
  * backward... see below), OpenBLAS's own sgemm rate on this machine in the
  * same run, and the plan's predicted peak beside the measured peak RSS.
  *
- * usage: train_bench MODEL_DIR [seq 512] [batch 1] [steps 3] [--grad-checkpoint] */
+ * usage: train_bench MODEL_DIR [seq 512] [batch 1] [steps 3] [--grad-checkpoint] [--qlora] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,10 +42,16 @@ int main(int argc, char **argv) {
         return 2;
     }
     int S = argc > 2 ? atoi(argv[2]) : 512, B = argc > 3 ? atoi(argv[3]) : 1, steps = argc > 4 ? atoi(argv[4]) : 3;
-    int ckpt = argc > 5 && !strcmp(argv[5], "--grad-checkpoint");
+    int ckpt = 0, qlora = 0;
+    for (int i = 5; i < argc; i++) {
+        if (!strcmp(argv[i], "--grad-checkpoint")) ckpt = 1;
+        else if (!strcmp(argv[i], "--qlora")) qlora = TN_QUANT_NF4;
+    }
     tn_model m;
     if (tn_model_open(argv[1], S, &m) != 0) return fprintf(stderr, "%s\n", tn_error()), 1;
     const tn_spec *s = &m.spec;
+    tn_dtype stored = m.st.tensors[0].dtype;
+    if (qlora && tn_model_quantize_base(&m, qlora) != 0) return fprintf(stderr, "%s\n", tn_error()), 1;
     tn_targets tg;
     tn_targets_parse(s, NULL, &tg);
     tn_lora lora;
@@ -87,11 +93,11 @@ int main(int argc, char **argv) {
     double peak_sgemm = sgemm_rate(T, (int)s->intermediate, (int)s->hidden);
     tn_plan plan;
     tn_plan_settings pp = ps;
-    pp.rank = 16, pp.layers = -1, pp.targets = tg;
-    tn_plan_make(s, m.st.tensors[0].dtype, &pp, TN_PLAN_LORA, &plan);
+    pp.rank = 16, pp.layers = -1, pp.targets = tg, pp.qlora = qlora ? (tn_quant)qlora : TN_QUANT_NF4;
+    tn_plan_make(s, stored, &pp, qlora ? TN_PLAN_QLORA : TN_PLAN_LORA, &plan);
     char g1[32], g2[32];
-    printf("model %s (%s, %.1f M parameters), seq %d, batch %d%s, LoRA rank 16 on all projections\n", argv[1], s->model_type,
-           pc.total / 1e6, S, B, ckpt ? ", gradient checkpointing" : "");
+    printf("model %s (%s, %.1f M parameters), seq %d, batch %d%s, %s rank 16 on all projections\n", argv[1], s->model_type,
+           pc.total / 1e6, S, B, ckpt ? ", gradient checkpointing" : "", qlora ? "QLoRA (nf4 base)" : "LoRA");
     printf("step %.2f s (best of %d), %.1f tokens/s, %.1f GFLOP/s model FLOPs (%.2f GFLOP per token)\n", best, steps, T / best, flops / 1e9,
            per_token / 1e9);
     printf("OpenBLAS sgemm [%d x %lld x %lld] in the same run: %.1f GFLOP/s -> the step runs at %.0f%% of it\n", T,
