@@ -11,8 +11,7 @@
 #include "util/error.h"
 #include "util/platform.h"
 
-static const char *const module_paths[TN_MOD_COUNT] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                                                        "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
+
 
 typedef struct {
     const tn_lora *lora;
@@ -39,7 +38,7 @@ int tn_adapter_save(const tn_lora *lora, const tn_model *m, const char *dir, con
         const tn_lora_module *mod = &lora->mods[i];
         for (int k = 0; k < 2; k++) {
             snprintf(names[2 * i + k], sizeof names[0], "base_model.model.model.layers.%d.%s.lora_%c.weight", mod->layer,
-                     module_paths[mod->module], k ? 'B' : 'A');
+                     tn_module_paths[mod->module], k ? 'B' : 'A');
             tn_tensor_desc *t = &d[2 * i + k];
             t->name = names[2 * i + k];
             t->dtype = TN_DTYPE_F32;
@@ -98,8 +97,8 @@ static int parse_key(const char *key, int *layer, int *module, int *is_b, int *m
     *layer = (int)l;
     *module = -1;
     for (int k = 0; k < TN_MOD_COUNT; k++) {
-        size_t n = strlen(module_paths[k]);
-        if (!strncmp(end + 1, module_paths[k], n) && end[1 + n] == '.') {
+        size_t n = strlen(tn_module_paths[k]);
+        if (!strncmp(end + 1, tn_module_paths[k], n) && end[1 + n] == '.') {
             *module = k;
             const char *rest = end + 1 + n + 1;
             if (!strcmp(rest, "lora_A.weight")) *is_b = 0, *mlx = 0;

@@ -21,7 +21,7 @@
 const char *const tn_module_names[TN_MOD_COUNT] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
 
 /* HF names of the modules and norms, relative to "model.layers.N." */
-static const char *const module_paths[TN_MOD_COUNT] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+const char *const tn_tn_module_paths[TN_MOD_COUNT] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                                                         "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
 
 static int convert_to_f32(const tn_model *m, const tn_tensor_info *t, float *dst) {
@@ -109,7 +109,7 @@ static int load_small(tn_model *m) {
             dst += t->n_elements;
         }
         for (int k = 0; k < TN_MOD_COUNT; k++) {
-            snprintf(name, sizeof name, "model.layers.%d.%s.bias", l, module_paths[k]);
+            snprintf(name, sizeof name, "model.layers.%d.%s.bias", l, tn_module_paths[k]);
             t = tn_safetensors_find(&m->st, name);
             if (!t) continue;
             if (convert_to_f32(m, t, dst)) return -1;
@@ -190,7 +190,7 @@ int tn_model_open(const char *dir, int max_seq, tn_model *m) {
         int64_t sum = 0, direct = 1;
         char name[512];
         for (int k = 0; k < TN_MOD_COUNT; k++) {
-            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, module_paths[k]);
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, tn_module_paths[k]);
             const tn_tensor_info *t = need(m, name);
             if (!t) goto fail;
             sum += (int64_t)t->n_elements;
@@ -243,7 +243,7 @@ int tn_model_make_trainable(tn_model *m, int layers) {
             ix->p[l][k] = master_of(m, name, 0);
         }
         for (int k = 0; k < TN_MOD_COUNT; k++) {
-            snprintf(name, sizeof name, "model.layers.%d.%s.bias", l, module_paths[k]);
+            snprintf(name, sizeof name, "model.layers.%d.%s.bias", l, tn_module_paths[k]);
             if (ix->p[l][SMALL_BIAS0 + k]) ix->p[l][SMALL_BIAS0 + k] = master_of(m, name, 0);
         }
     }
@@ -316,7 +316,7 @@ int tn_model_save(const tn_model *m, const char *dir, tn_dtype dtype) {
 /* Rows x cols of module k of layer l, as stored ([out, in]). */
 static const tn_tensor_info *module_tensor(const tn_model *m, int l, int k) {
     char name[512];
-    snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, module_paths[k]);
+    snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, tn_module_paths[k]);
     return need(m, name);
 }
 
@@ -420,10 +420,10 @@ int tn_model_layer_view(tn_model *m, int l, tn_layer_view *v) {
         }
         for (int k = 0; k < TN_MOD_COUNT; k++) {
             v->bias[k] = ix->p[l][SMALL_BIAS0 + k];
-            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, module_paths[k]);
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, tn_module_paths[k]);
             v->w[k] = master_of(m, name, 0);
             if (trained) v->dw[k] = master_of(m, name, 1);
-            snprintf(name, sizeof name, "model.layers.%d.%s.bias", l, module_paths[k]);
+            snprintf(name, sizeof name, "model.layers.%d.%s.bias", l, tn_module_paths[k]);
             if (trained && v->bias[k]) v->dbias[k] = master_of(m, name, 1);
         }
         return 0;
@@ -448,7 +448,7 @@ int tn_model_layer_view(tn_model *m, int l, tn_layer_view *v) {
     }
     for (int k = 0; k < TN_MOD_COUNT; k++) {
         v->bias[k] = ix->p[l][SMALL_BIAS0 + k];
-        snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, module_paths[k]);
+        snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, tn_module_paths[k]);
         const tn_tensor_info *t = need(m, name);
         if (!t) return -1;
         const float *d = direct_view(m, t);

@@ -17,6 +17,9 @@
 /* The adaptable Linear modules of a dense layer, in family-table order. */
 typedef enum { TN_MOD_Q, TN_MOD_K, TN_MOD_V, TN_MOD_O, TN_MOD_GATE, TN_MOD_UP, TN_MOD_DOWN, TN_MOD_COUNT } tn_module;
 extern const char *const tn_module_names[TN_MOD_COUNT];
+/* Their paths inside a layer ("self_attn.q_proj"), as checkpoints and PEFT
+ * adapters name them. */
+extern const char *const tn_module_paths[TN_MOD_COUNT];
 
 typedef struct {
     int layer;
