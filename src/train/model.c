@@ -21,7 +21,7 @@
 const char *const tn_module_names[TN_MOD_COUNT] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
 
 /* HF names of the modules and norms, relative to "model.layers.N." */
-const char *const tn_tn_module_paths[TN_MOD_COUNT] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+const char *const tn_module_paths[TN_MOD_COUNT] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                                                         "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
 
 static int convert_to_f32(const tn_model *m, const tn_tensor_info *t, float *dst) {
