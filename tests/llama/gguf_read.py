@@ -88,6 +88,7 @@ def read(path):
         fail("duplicate tensor names")
     data = (o + align - 1) // align * align
     for t in tensors:
+        t["start"] = data + t["offset"]
         if data + t["offset"] + t["bytes"] > len(b):
             fail(f"{t['name']} runs past the end of the file")
     spans = sorted((t["offset"], t["offset"] + t["bytes"], t["name"]) for t in tensors)
