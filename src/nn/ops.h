@@ -101,4 +101,66 @@ void tn_rope_inv_freq(double *inv_freq, int head_dim, const tn_rope_params *p);
 TN_OPS_DECLARE(float, )
 TN_OPS_DECLARE(double, _d)
 
+/* ---- Mamba2 mixer (Granite 4.0-H), cpu/mamba_impl.h ----------------------
+ *
+ * The mixer of transformers' GraniteMoeHybridMambaLayer (= BambaMixer,
+ * torch_forward) as separate operations; docs/mamba2.md has the whole layer.
+ * Symbols: B sequences of S tokens (T = B·S, token t = b·S + s), H heads of
+ * P channels (d_inner = H·P), G groups (H/G heads each; head h reads group
+ * h / (H/G)), N = d_state, K = d_conv, C = channels of the conv (d_inner +
+ * 2·G·N). Inputs that are slices of a wider row (z, xBC and dt are columns of
+ * in_proj's output; x, B and C columns of the conv's output) are read with a
+ * row stride ld* (elements between consecutive tokens), and their gradients
+ * are accumulated with the same stride, so no split is ever copied.
+ * Backward accumulates (+=); NULL gradients are skipped. */
+#define TN_MAMBA_CHUNK 256
+/* Per-chunk states saved by the scan for backward: [B, ceil(S/chunk), H, P, N]. */
+static inline int64_t tn_mamba_states_count(int B, int S, int H, int P, int N, int chunk) {
+    return (int64_t)B * ((S + chunk - 1) / chunk) * H * P * N;
+}
+
+#define TN_MAMBA_OPS_DECLARE(real, sfx)                                                                               \
+    /* Causal depthwise conv + SiLU: u[t,c] = Σ_{k<K} w[c,k]·x[t−K+1+k, c] + bias[c] (x = 0 before the sequence's   \
+     * start), y[t,c] = silu(u). x rows of stride ldx, y [T, C] dense, w [C, K] (HF [C, 1, K]), bias may be NULL. */ \
+    void tn_mamba_conv1d_forward##sfx(real *y, const real *x, int ldx, const real *w, const real *bias, int B,      \
+                                      int S, int C, int K);                                                           \
+    /* dx (stride ldx) += ..., dw [C, K] += ..., dbias [C] += ...; recomputes u from x. */                            \
+    void tn_mamba_conv1d_backward##sfx(real *dx, real *dw, real *dbias, const real *dy, const real *x, int ldx,     \
+                                       const real *w, const real *bias, int B, int S, int C, int K);                  \
+    /* dt[t,h] = clamp(softplus(dt_raw[t,h] + dt_bias[h]), lo, hi); softplus(v) = v when v > 20 (PyTorch's          \
+     * threshold), else log1p(e^v). dt_raw rows of stride ld, dt [T, H] dense. time_step_limit (0, inf) = no clamp. */ \
+    void tn_mamba_dt_forward##sfx(real *dt, const real *dt_raw, int ld, const real *dt_bias, int T, int H, real lo,   \
+                                  real hi);                                                                           \
+    /* ddt_raw (stride ld) += g, ddt_bias += Σ_t g, g = ddt·σ(v) (1 when v > 20; 0 where the clamp bit). */           \
+    void tn_mamba_dt_backward##sfx(real *ddt_raw, int ld, real *ddt_bias, const real *ddt, const real *dt_raw,        \
+                                   const real *dt_bias, int T, int H, real lo, real hi);                              \
+    /* Selective scan, per sequence b and head h (g its group), with A_h = −exp(A_log[h]), state h_t [P, N]:        \
+     *     h_t = exp(dt_t·A_h)·h_{t−1} + (dt_t·x_t) ⊗ B_t,   h_{−1} = h0 (NULL: 0)                                    \
+     *     y_t = h_t · C_t + D[h]·x_t                                                                                 \
+     * x [T, H, P] with row stride ldx, B and C [T, G, N] with row stride ldbc, dt [T, H], y [T, H·P] dense.         \
+     * states (NULL: not saved) receives the state at the end of every chunk of `chunk` positions,                   \
+     * [B, ceil(S/chunk), H, P, N] (tn_mamba_states_count); its last chunk is the final state. h0 [B, H, P, N]. */    \
+    void tn_mamba_scan_forward##sfx(real *y, real *states, const real *x, int ldx, const real *dt,                   \
+                                    const real *A_log, const real *Bm, const real *Cm, int ldbc, const real *D,       \
+                                    const real *h0, int B, int S, int H, int P, int G, int N, int chunk);             \
+    /* Backward from the saved states: recomputes each chunk's states, then runs the adjoint recurrence backwards.   \
+     * dx (stride ldx), ddt [T, H], dA_log [H], dB, dC (stride ldbc), dD [H]; same h0 as forward. */                 \
+    void tn_mamba_scan_backward##sfx(real *dx, real *ddt, real *dA_log, real *dB, real *dC, real *dD,               \
+                                     const real *dy, const real *states, const real *x, int ldx, const real *dt,     \
+                                     const real *A_log, const real *Bm, const real *Cm, int ldbc, const real *D,      \
+                                     const real *h0, int B, int S, int H, int P, int G, int N, int chunk);            \
+    /* Gated RMSNorm in groups of group_size channels (C a multiple of it): g = x ⊙ silu(z),                          \
+     * rstd[t,j] = 1/sqrt(mean_{c in group j} g_c² + eps), y = w ⊙ (g·rstd). x, y [T, C] dense, z rows of stride     \
+     * ldz, rstd [T, C/group_size] saved for backward. transformers' torch path: group_size = C (one group, whatever \
+     * n_groups is); mamba_ssm's kernel and llama.cpp: group_size = C/n_groups. Same when n_groups = 1. */           \
+    void tn_mamba_gated_norm_forward##sfx(real *y, real *rstd, const real *x, const real *z, int ldz, const real *w, \
+                                          int T, int C, int group_size, real eps);                                    \
+    /* dx [T, C] += ..., dz (stride ldz) += ..., dw [C] += Σ_t dy ⊙ g·rstd */                                          \
+    void tn_mamba_gated_norm_backward##sfx(real *dx, real *dz, real *dw, const real *dy, const real *x,             \
+                                           const real *z, int ldz, const real *w, const real *rstd, int T, int C,     \
+                                           int group_size);
+
+TN_MAMBA_OPS_DECLARE(float, )
+TN_MAMBA_OPS_DECLARE(double, _d)
+
 #endif

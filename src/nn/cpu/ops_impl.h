@@ -81,3 +81,4 @@ static void *scratch(size_t count, size_t size) {
 #include "nn/cpu/activations_impl.h"
 #include "nn/cpu/embedding_impl.h"
 #include "nn/cpu/cross_entropy_impl.h"
+#include "nn/cpu/mamba_impl.h"
