@@ -107,7 +107,7 @@ static int read_tokens(tn_chat_template *ct, const cJSON *cfg, const char *where
 }
 
 static int load_jinja_files(tn_chat_template *ct, const char *dir, int *found) {
-    char path[4096];
+    char path[8192];
     snprintf(path, sizeof path, "%s/chat_template.jinja", dir);
     *found = 0;
     if (!tn_file_exists(path)) return 0;
@@ -127,7 +127,7 @@ static int load_jinja_files(tn_chat_template *ct, const char *dir, int *found) {
     while ((e = readdir(d))) {
         size_t l = strlen(e->d_name);
         if (l <= 6 || strcmp(e->d_name + l - 6, ".jinja")) continue;
-        char file[4096 + 256], name[256];
+        char file[8192 + 256], name[256];
         snprintf(file, sizeof file, "%s/%s", path, e->d_name);
         snprintf(name, sizeof name, "%.*s", (int)(l - 6), e->d_name);
         src = tn_read_file(file, CT_MAX_FILE, &n);
@@ -156,7 +156,7 @@ tn_chat_template *tn_chat_template_load(const char *dir_arg) {
     char model_dir[4096];
     snprintf(model_dir, sizeof model_dir, "%s", dir_arg);
     for (size_t l = strlen(model_dir); l > 1 && model_dir[l - 1] == '/'; l--) model_dir[l - 1] = 0;
-    char path[4096], where[4200];
+    char path[8192], where[8300];
     int found_jinja;
     if (load_jinja_files(ct, model_dir, &found_jinja)) goto fail;
     snprintf(path, sizeof path, "%s/tokenizer_config.json", model_dir);

@@ -791,6 +791,10 @@ static int format_spec(tt_ctx *c, uint32_t pos, tv v, const char *spec, size_t s
             if (alt) rc = tt_buf_puts(&body, "0b");
         } else if (type == 'c') {
             tmp[0] = 0;
+            if (x < 0 || x > 0x10FFFF) {
+                tt_buf_free(&body);
+                return tt_fail_at(c->t, pos, "%%c arg not in range(0x110000)");
+            }
             rc = tt_buf_put_cp(&body, (uint32_t)x);
             numeric = 0;
         } else {
@@ -1138,6 +1142,11 @@ int tt_percent_format(tt_ctx *c, uint32_t pos, tv_str *fmt, tv args, tv *out) {
                 break;
             }
             if (conv == 'c') {
+                if (x < 0 || x > 0x10FFFF) {
+                    tt_buf_free(&body);
+                    rc = tt_fail_at(c->t, pos, "%%c arg not in range(0x110000)");
+                    break;
+                }
                 rc = tt_buf_put_cp(&body, (uint32_t)x);
                 zero = 0;
                 goto padit;
