@@ -13,6 +13,7 @@
 #include "generate/infer.h"
 #include "generate/sample.h"
 #include "io/json.h"
+#include "model/gguf_import.h"
 #include "text/tokenizer.h"
 #include "train/adapter.h"
 #include "util/error.h"
@@ -21,9 +22,11 @@
 
 static const char help[] =
     "usage: tune generate MODEL [--adapter DIR] (--prompt TEXT | --chat) [options]\n\n"
-    "Text generation with a KV cache from a Hugging Face folder (with or without a LoRA\n"
-    "adapter). The model's chat template is applied to the prompt unless --raw. The text\n"
-    "goes to stdout as it is generated; statistics go to stderr.\n\n"
+    "Text generation with a KV cache from a Hugging Face folder or a GGUF file (with or\n"
+    "without a LoRA adapter folder). The model's chat template is applied to the prompt\n"
+    "unless --raw. The text goes to stdout as it is generated; statistics go to stderr.\n"
+    "A GGUF file is dequantized to F32 in a temporary folder under $TMPDIR first (4 bytes\n"
+    "a parameter of disk while it runs; see docs/gguf.md).\n\n"
     "options:\n"
     "  --system TEXT        a system message (chat template)\n"
     "  --raw                no chat template: the prompt is the text, with BOS as the tokenizer adds it\n"
@@ -191,13 +194,26 @@ int cmd_generate(int argc, char **argv) {
     }
     if (a.failed) return fprintf(stderr, "tune: %s\n", tn_error()), TN_EXIT_USAGE;
     if (!model || (!prompt && !chat)) return fprintf(stderr, "tune generate: needs MODEL and --prompt TEXT or --chat\n%s", help), TN_EXIT_USAGE;
-    if (tn_is_directory(model) == 0) return fprintf(stderr, "tune: %s: generation reads Hugging Face folders in this build (GGUF files are not supported yet)\n", model), TN_EXIT_USAGE;
+    /* A GGUF file is read as an HF folder in a temporary directory (model/gguf_import.h). */
+    const char *source = model;
+    char gguf_dir[4096] = "";
+    if (tn_is_directory(model) == 0) {
+        if (!tn_is_gguf_file(model))
+            return fprintf(stderr, "tune: %s: %s\n", model, tn_file_exists(model) ? "expected a Hugging Face model folder or a GGUF file" : "no such file or folder"), TN_EXIT_USAGE;
+        double t0 = tn_seconds();
+        if (tn_gguf_unpack_temp(model, gguf_dir, sizeof gguf_dir) != 0) return fprintf(stderr, "tune: %s\n", tn_error()), TN_EXIT_USAGE;
+        fprintf(stderr, "tune generate: %s dequantized to F32 in %.1f s (under %s while generating)\n", model, tn_seconds() - t0, gguf_dir);
+        model = gguf_dir;
+    }
 
     gen_state g;
     memset(&g, 0, sizeof g);
     g.max_tokens = (int)max_tokens;
     int rc = TN_EXIT_USAGE;
-    if (tn_model_open(model, (int)max_ctx, &g.m) != 0) return fprintf(stderr, "tune: %s\n", tn_error()), TN_EXIT_USAGE;
+    if (tn_model_open(model, (int)max_ctx, &g.m) != 0) {
+        fprintf(stderr, "tune: %s\n", tn_error());
+        goto out_model;
+    }
     if (adapter) {
         if (tn_adapter_load(&g.lora, &g.m, adapter) != 0) {
             fprintf(stderr, "tune: %s\n", tn_error());
@@ -215,7 +231,7 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "tune: %s\n", tn_error());
         goto out_tok;
     }
-    if (!raw && !tn_chat_has_template(g.chat)) fprintf(stderr, "tune generate: %s has no chat template: the prompt is used as raw text\n", model);
+    if (!raw && !tn_chat_has_template(g.chat)) fprintf(stderr, "tune generate: %s has no chat template: the prompt is used as raw text\n", source);
     load_stops(&g.stops, g.tok, model);
     if (tn_infer_init(&g.inf, &g.m, g.have_lora ? &g.lora : NULL, (int)max_ctx) != 0 ||
         tn_sampler_init(&g.smp, (int)g.m.spec.vocab_size, (uint64_t)seed) != 0) {
@@ -301,5 +317,6 @@ out_lora:
     if (g.have_lora) tn_lora_free(&g.lora);
 out_model:
     tn_model_close(&g.m);
+    if (gguf_dir[0]) tn_gguf_remove_temp(gguf_dir);
     return rc;
 }

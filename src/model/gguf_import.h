@@ -1,0 +1,53 @@
+/* gguf_import.h - a GGUF model file as a Hugging Face folder that tune runs:
+ * the inverse of `tune export --gguf` (src/export/gguf_model.c), for
+ * `tune generate FILE.gguf` and for `tune doctor`'s reload of the GGUFs it
+ * exported.
+ *
+ *   metadata  {arch}.* keys -> config.json for the families whose GGUF
+ *             tables model/families.c holds (llama, also Mistral; qwen2;
+ *             gemma2; granite); rope_freqs.weight -> Llama 3 rope scaling
+ *             (the parameters recovered from the factors, and checked to
+ *             give those factors back); Gemma 2's query scale is
+ *             1/sqrt(head_dim), as llama.cpp computes it (hidden / heads
+ *             for the 46-layer 27B, as llama.cpp does).
+ *   weights   every tensor dequantized to fp32 as ggml does (quant/
+ *             dequant_gguf.h), the export transforms undone (Q/K rows from
+ *             interleaved pairs back to rotate-half, Gemma's norms w - 1,
+ *             shapes back to PyTorch order), under Hugging Face names, in
+ *             one F32 model.safetensors;
+ *   tokenizer text/gguf_tokenizer.h: tokenizer.json, tokenizer_config.json
+ *             (with the chat template), generation_config.json.
+ *
+ * Why a folder rather than a second loader: every consumer of a model
+ * (tn_model_open, the tokenizer, the chat template, generate's stop tokens)
+ * already reads folders, and the F32 safetensors are mmap'd with direct
+ * views, so the weights are read from the page cache rather than copied
+ * into the heap. The price is disk: 4 bytes a parameter under $TMPDIR
+ * (a 7B model: 28 GB), written one tensor at a time (peak memory: the
+ * largest tensor in fp32 twice). Reading quantized rows directly in the
+ * matrix-vector products would remove it; docs/gguf.md. */
+#ifndef TUNE_GGUF_IMPORT_H
+#define TUNE_GGUF_IMPORT_H
+
+#include <stddef.h>
+
+#include "io/gguf_read.h"
+
+/* 1 when path is a regular file that starts with the GGUF magic. */
+int tn_is_gguf_file(const char *path);
+
+/* Writes out_dir (created; it must not exist or be empty) from the GGUF
+ * file: config.json, model.safetensors (F32), tokenizer files. Errors name
+ * the GGUF file (a bad file, an unsupported architecture or type) or the
+ * folder (a failed write). */
+int tn_gguf_to_hf(const char *gguf_path, const char *out_dir);
+
+/* The same into a fresh temporary folder ($TMPDIR or /tmp,
+ * "tune-gguf-XXXXXX"), whose path goes to dir; remove it with
+ * tn_gguf_remove_temp when done. On failure nothing is left behind. */
+int tn_gguf_unpack_temp(const char *gguf_path, char *dir, size_t cap);
+/* Removes the files of a folder made by tn_gguf_unpack_temp, then the
+ * folder (it holds no subfolders). */
+void tn_gguf_remove_temp(const char *dir);
+
+#endif
