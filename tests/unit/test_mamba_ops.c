@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -739,12 +740,81 @@ static void test_mixer_fd(void **state) {
     free(c.x), free(dy), free(y), free(dx);
 }
 
+/* ---- threads ---------------------------------------------------------------- */
+
+/* Shapes past every parallel threshold (S 300: two chunks of 256, the second
+ * partial): each operation's forward and backward give the same bits on one
+ * thread and on two (float build, as the trainer runs it). */
+typedef struct {
+    float *y, *states, *rstd, *dx, *ddt, *dA, *dbc, *dD, *dn, *dz, *dw, *db, *dy2;
+} thread_out;
+
+static void thread_run(thread_out *o, const float *xbc, const float *dt, const float *A_log, const float *D,
+                       const float *dy, const float *z, const float *w, const float *cw, const float *cb, int B, int S,
+                       int H, int P, int G, int N, int K) {
+    int T = B * S, di = H * P, GN = G * N, C = di + 2 * GN;
+    size_t NS = (size_t)tn_mamba_states_count(B, S, H, P, N, TN_MAMBA_CHUNK);
+    o->y = zeros_f((size_t)T * di), o->states = zeros_f(NS), o->rstd = zeros_f((size_t)T * G);
+    o->dx = zeros_f((size_t)T * C), o->ddt = zeros_f((size_t)T * H), o->dA = zeros_f(H), o->dbc = zeros_f((size_t)T * C);
+    o->dD = zeros_f(H), o->dn = zeros_f((size_t)T * di), o->dz = zeros_f((size_t)T * di), o->dw = zeros_f(di), o->db = zeros_f(C);
+    o->dy2 = zeros_f((size_t)T * C);
+    float *conv = zeros_f((size_t)T * C), *dcw = zeros_f((size_t)C * K);
+    tn_mamba_conv1d_forward(conv, xbc, C, cw, cb, B, S, C, K);
+    tn_mamba_conv1d_backward(o->dy2, dcw, o->db, dy, xbc, C, cw, cb, B, S, C, K);
+    tn_mamba_scan_forward(o->y, o->states, conv, C, dt, A_log, conv + di, conv + di + GN, C, D, NULL, B, S, H, P, G, N,
+                          TN_MAMBA_CHUNK);
+    tn_mamba_scan_backward(o->dx, o->ddt, o->dA, o->dbc + di, o->dbc + di + GN, o->dD, dy, o->states, conv, C, dt,
+                           A_log, conv + di, conv + di + GN, C, D, NULL, B, S, H, P, G, N, TN_MAMBA_CHUNK);
+    float *yn = zeros_f((size_t)T * di);
+    tn_mamba_gated_norm_forward(yn, o->rstd, o->y, z, di, w, T, di, di / G, 1e-5f);
+    tn_mamba_gated_norm_backward(o->dn, o->dz, o->dw, dy, o->y, z, di, w, o->rstd, T, di, di / G);
+    memcpy(o->y, yn, (size_t)T * di * sizeof(float)); /* keep the norm's output as y */
+    free(conv), free(dcw), free(yn);
+}
+
+static void test_threads(void **state) {
+    enum { B = 2, S = 300, H = 4, P = 16, G = 2, N = 16, K = 4, T = B * S, DI = H * P, C = DI + 2 * G * N };
+    double *d_xbc = randn((size_t)T * C, 1), *d_dt = uniform((size_t)T * H, 0.05, 0.6), *d_A = randn(H, 0.5);
+    double *d_D = randn(H, 1), *d_dy = randn((size_t)T * C, 1), *d_z = randn((size_t)T * DI, 1), *d_w = randn(DI, 1);
+    double *d_cw = randn((size_t)C * K, 0.5), *d_cb = randn(C, 0.3);
+    float *xbc = to_f(d_xbc, (size_t)T * C), *dt = to_f(d_dt, (size_t)T * H), *A = to_f(d_A, H), *D = to_f(d_D, H);
+    float *dy = to_f(d_dy, (size_t)T * C), *z = to_f(d_z, (size_t)T * DI), *w = to_f(d_w, DI);
+    float *cw = to_f(d_cw, (size_t)C * K), *cb = to_f(d_cb, C);
+    thread_out o[2];
+    int saved = omp_get_max_threads();
+    for (int r = 0; r < 2; r++) {
+        omp_set_num_threads(r == 0 ? 1 : 2);
+        thread_run(&o[r], xbc, dt, A, D, dy, z, w, cw, cb, B, S, H, P, G, N, K);
+    }
+    omp_set_num_threads(saved);
+    size_t NS = (size_t)tn_mamba_states_count(B, S, H, P, N, TN_MAMBA_CHUNK);
+    assert_memory_equal(o[0].y, o[1].y, (size_t)T * DI * sizeof(float));
+    assert_memory_equal(o[0].states, o[1].states, NS * sizeof(float));
+    assert_memory_equal(o[0].dx, o[1].dx, (size_t)T * C * sizeof(float));
+    assert_memory_equal(o[0].ddt, o[1].ddt, (size_t)T * H * sizeof(float));
+    assert_memory_equal(o[0].dA, o[1].dA, H * sizeof(float));
+    assert_memory_equal(o[0].dbc, o[1].dbc, (size_t)T * C * sizeof(float));
+    assert_memory_equal(o[0].dD, o[1].dD, H * sizeof(float));
+    assert_memory_equal(o[0].dn, o[1].dn, (size_t)T * DI * sizeof(float));
+    assert_memory_equal(o[0].dz, o[1].dz, (size_t)T * DI * sizeof(float));
+    assert_memory_equal(o[0].dw, o[1].dw, DI * sizeof(float));
+    assert_memory_equal(o[0].db, o[1].db, C * sizeof(float));
+    assert_memory_equal(o[0].dy2, o[1].dy2, (size_t)T * C * sizeof(float));
+    for (int r = 0; r < 2; r++) {
+        thread_out *q = &o[r];
+        free(q->y), free(q->states), free(q->rstd), free(q->dx), free(q->ddt), free(q->dA), free(q->dbc), free(q->dD);
+        free(q->dn), free(q->dz), free(q->dw), free(q->db), free(q->dy2);
+    }
+    free(d_xbc), free(d_dt), free(d_A), free(d_D), free(d_dy), free(d_z), free(d_w), free(d_cw), free(d_cb);
+    free(xbc), free(dt), free(A), free(D), free(dy), free(z), free(w), free(cw), free(cb);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_conv1d, setup),     cmocka_unit_test_setup(test_dt, setup),
         cmocka_unit_test_setup(test_scan, setup),       cmocka_unit_test_setup(test_gated_norm, setup),
         cmocka_unit_test_setup(test_mixer_fd, setup),   cmocka_unit_test_setup(test_mixer_fixture, setup),
-        cmocka_unit_test_setup(test_mixer_golden, setup),
+        cmocka_unit_test_setup(test_mixer_golden, setup),   cmocka_unit_test_setup(test_threads, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
