@@ -139,7 +139,8 @@ static inline int64_t tn_mamba_states_count(int B, int S, int H, int P, int N, i
      *     y_t = h_t · C_t + D[h]·x_t                                                                                 \
      * x [T, H, P] with row stride ldx, B and C [T, G, N] with row stride ldbc, dt [T, H], y [T, H·P] dense.         \
      * states (NULL: not saved) receives the state at the end of every chunk of `chunk` positions,                   \
-     * [B, ceil(S/chunk), H, P, N] (tn_mamba_states_count); its last chunk is the final state. h0 [B, H, P, N]. */    \
+     * [B, ceil(S/chunk), H, P, N] (tn_mamba_states_count); its last chunk is the final state. h0 [B, H, P, N];     \
+     * h0 == states is allowed when S ≤ chunk (generation: the cache updated in place, one token at a time). */      \
     void tn_mamba_scan_forward##sfx(real *y, real *states, const real *x, int ldx, const real *dt,                   \
                                     const real *A_log, const real *Bm, const real *Cm, int ldbc, const real *D,       \
                                     const real *h0, int B, int S, int H, int P, int G, int N, int chunk);             \

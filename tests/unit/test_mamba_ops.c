@@ -371,6 +371,27 @@ static void test_scan(void **state) {
             assert_memory_equal(c.states + ((size_t)b * nc + nc - 1) * H * P * N, s1 + ((size_t)b * S + S - 1) * H * P * N,
                                 (size_t)H * P * N * sizeof(double));
 
+        /* Generation: one token at a time with S = 1, the cache both h0 and
+         * states (in place, allowed for a single chunk), gives the same bits. */
+        {
+            double *cache = c.h0 ? copy_d(c.h0, (size_t)B * H * P * N) : zeros((size_t)B * H * P * N);
+            double *xs = zeros((size_t)B * H * P), *dts = zeros((size_t)B * H), *bcs = zeros((size_t)B * 2 * G * N);
+            double *ys = zeros((size_t)B * H * P);
+            for (int s = 0; s < S; s++) {
+                for (int b = 0; b < B; b++) {
+                    int t = b * S + s;
+                    memcpy(xs + b * H * P, c.x + t * LDX, (size_t)H * P * sizeof(double));
+                    memcpy(dts + b * H, c.dt + t * H, (size_t)H * sizeof(double));
+                    memcpy(bcs + b * 2 * G * N, c.bc + t * LDBC, (size_t)2 * G * N * sizeof(double));
+                }
+                tn_mamba_scan_forward_d(ys, cache, xs, H * P, dts, c.A_log, bcs, bcs + G * N, 2 * G * N, c.D, cache, B, 1,
+                                        H, P, G, N, chunk);
+                for (int b = 0; b < B; b++)
+                    assert_memory_equal(ys + b * H * P, y + (b * S + s) * H * P, (size_t)H * P * sizeof(double));
+            }
+            free(cache), free(xs), free(dts), free(bcs), free(ys);
+        }
+
         float *xf = to_f(c.x, NX), *dtf = to_f(c.dt, T * H), *Af = to_f(c.A_log, H), *bcf = to_f(c.bc, NBC);
         float *Df = to_f(c.D, H), *h0f = c.h0 ? to_f(c.h0, (size_t)B * H * P * N) : NULL, *dyf = to_f(dy, NY);
         float *yf = zeros_f(NY), *sf = zeros_f(NS), *dxf = zeros_f(NX), *ddtf = zeros_f(T * H), *dAf = zeros_f(H);
