@@ -53,6 +53,15 @@ P
 $T doctor "$W/m" > "$W/o" 2> "$W/e"; rc=$?
 [ $rc -eq 1 ] && grep -qE "^check +FAILED .*missing tensor model.layers.1.mlp.down_proj.weight" "$W/o" || fail "missing tensor: exit $rc $(cat "$W/o")"
 
+# A GGUF that llama.cpp would run differently: Gemma 2 with
+# query_pre_attn_scalar != head_dim (llama.cpp has no key for it and scales
+# by 1/sqrt(head_dim)). The folder stages pass; the GGUF stages, which read
+# the written file back as llama.cpp does, fail and say by how much.
+mkdir -p "$W/g2"; cp tests/fixtures/gemma2/* "$W/g2/" 2>/dev/null
+python3 -c "import json,sys; p=sys.argv[1]; c=json.load(open(p)); c['query_pre_attn_scalar']=64; json.dump(c,open(p,'w'))" "$W/g2/config.json"
+$T doctor "$W/g2" > "$W/o" 2> "$W/e"; rc=$?
+[ $rc -eq 1 ] && grep -qE "^reload +ok" "$W/o" && grep -qE "^gguf-f16 +FAILED .*logits differ by" "$W/o" || fail "gemma2 GGUF mismatch not caught: exit $rc $(cat "$W/o")"
+
 # A family whose training this build lacks: check says why.
 $T doctor tests/fixtures/granitehybrid > "$W/o" 2> "$W/e"; rc=$?
 [ $rc -eq 1 ] && grep -qE "^check +FAILED .*granitemoehybrid" "$W/o" || fail "hybrid: exit $rc $(cat "$W/o")"
