@@ -3,7 +3,8 @@
  * of 0.85 M parameters (config and a 512-entry byte-level BPE tokenizer
  * compiled into tune), check it, generate from it (noise: it is random),
  * train it from scratch on 30 questions and answers about tune (full
- * fine-tuning), evaluate, and generate again. */
+ * fine-tuning), evaluate, generate again, export a q8_0 GGUF and generate
+ * from that file. */
 #include <stdio.h>
 #include <string.h>
 
@@ -19,7 +20,8 @@ static const char help[] =
     "Runs the pipeline on the embedded tiny model: writes a randomly initialised 4-layer\n"
     "Llama-shaped model (0.85 M parameters, 512-token vocabulary), checks it, generates from\n"
     "it, trains it from scratch on 30 questions and answers about tune (full fine-tuning,\n"
-    "--iters steps, default 250), evaluates it and generates again. Outputs go to DIR\n"
+    "--iters steps, default 250), evaluates it, generates again, exports a q8_0 GGUF for\n"
+    "llama.cpp and generates from that file. Outputs go to DIR\n"
     "(default ./tune-demo). Takes well under a minute on two cores.\n";
 
 static int run(const char *title, int (*cmd)(int, char **), int argc, char **argv) {
@@ -60,11 +62,12 @@ int cmd_demo(int argc, char **argv) {
         }
     }
     if (a.failed) return fprintf(stderr, "tune: %s\n", tn_error()), TN_EXIT_USAGE;
-    char cfg[4200], model[4200], data[4200], trained[4200];
+    char cfg[4200], model[4200], data[4200], trained[4200], gguf[4200];
     snprintf(cfg, sizeof cfg, "%s/tiny-config.json", out);
     snprintf(model, sizeof model, "%s/model", out);
     snprintf(data, sizeof data, "%s/data", out);
     snprintf(trained, sizeof trained, "%s/trained", out);
+    snprintf(gguf, sizeof gguf, "%s/trained-q8_0.gguf", out);
     if (tn_make_dirs(out) || tn_make_dirs(data) || write_embedded("tiny-config.json", out, "tiny-config.json") ||
         write_embedded("demo-train.jsonl", data, "train.jsonl") || write_embedded("demo-valid.jsonl", data, "valid.jsonl"))
         return fprintf(stderr, "tune: %s\n", tn_error()), TN_EXIT_FAILED;
@@ -90,11 +93,16 @@ int cmd_demo(int argc, char **argv) {
     if (run("eval after training", cmd_eval, 6, eval_after)) return TN_EXIT_FAILED;
     if (run("generate after training", cmd_generate, 8, after_argv)) return TN_EXIT_FAILED;
     if (run("generate after training", cmd_generate, 8, after2_argv)) return TN_EXIT_FAILED;
+    char *export_argv[] = {"export", trained, "--gguf", gguf, "--type", "q8_0"};
+    char *gguf_argv[] = {"generate", gguf, "--prompt", "What is tune?", "--temp", "0", "--max-tokens", "64"};
+    if (run("export GGUF for llama.cpp / Ollama / LM Studio", cmd_export, 6, export_argv)) return TN_EXIT_FAILED;
+    if (run("generate from the GGUF", cmd_generate, 8, gguf_argv)) return TN_EXIT_FAILED;
     fprintf(stderr,
             "\ntune demo: done.\n"
             "  model (random init):  %s/ (config.json, model.safetensors, tokenizer.json, tokenizer_config.json)\n"
             "  data:                 %s/ (train.jsonl: 30 questions and answers about tune; valid.jsonl: 4 of them)\n"
-            "  trained model:        %s/ (model.safetensors, log.jsonl, loss.svg)\n",
-            model, data, trained);
+            "  trained model:        %s/ (model.safetensors, log.jsonl, loss.svg)\n"
+            "  GGUF (q8_0):          %s (llama.cpp, Ollama, LM Studio load it)\n",
+            model, data, trained, gguf);
     return TN_EXIT_OK;
 }
