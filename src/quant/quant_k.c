@@ -15,12 +15,15 @@
  *
  * The float arithmetic follows ggml's expressions term by term (the same
  * operands in the same order, no fused multiply-add): the bytes are the same
- * as the reference's, which tests/unit/test_quant.c checks against ggml. */
+ * as the reference's, which tests/unit/test_quant.c checks against ggml.
+ * With AVX2 the searches run 8 sub-blocks at a time (quant_k_simd.c), the
+ * same operations lane by lane; TUNE_NO_SIMD=1 forces the scalar code. */
 #include <math.h>
 #include <string.h>
 
 #include "io/dtype.h"
 #include "quant/quant.h"
+#include "quant/quant_k_simd.h"
 
 #define QK_K 256
 #define GROUP_MAX_EPS 1e-15f
@@ -194,16 +197,21 @@ void tn_quantize_row_q4_k(const float *x, void *dst, int64_t n) {
     float weights[32];
     float mins[QK_K / 32];
     float scales[QK_K / 32];
+    const int simd = tn_quant_have_avx2();
     for (int64_t i = 0; i < n / QK_K; i++, y += 144, x += QK_K) {
         uint8_t *ysc = y + 4, *q = y + 16;
         float max_scale = 0;
         float max_min = 0;
+        if (simd) tn_q4k_search_avx2(x, L, scales, mins);
+        else
+            for (int j = 0; j < QK_K / 32; ++j) {
+                float sum_x2 = 0;
+                for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
+                float av_x = sqrtf(sum_x2 / 32);
+                for (int l = 0; l < 32; ++l) weights[l] = av_x + fabsf(x[32 * j + l]);
+                scales[j] = make_qkx2_quants(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20);
+            }
         for (int j = 0; j < QK_K / 32; ++j) {
-            float sum_x2 = 0;
-            for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
-            float av_x = sqrtf(sum_x2 / 32);
-            for (int l = 0; l < 32; ++l) weights[l] = av_x + fabsf(x[32 * j + l]);
-            scales[j] = make_qkx2_quants(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20);
             float scale = scales[j];
             if (scale > max_scale) max_scale = scale;
             float min = mins[j];
@@ -251,13 +259,18 @@ void tn_quantize_row_q6_k(const float *x, void *dst, int64_t n) {
     uint8_t *y = dst;
     int8_t L[QK_K];
     float scales[QK_K / 16];
+    const int simd = tn_quant_have_avx2();
     for (int64_t i = 0; i < n / QK_K; i++, y += 210, x += QK_K) {
         int8_t *ysc = (int8_t *)(y + 192);
         float max_scale = 0;
         float max_abs_scale = 0;
+        if (simd) {
+            tn_q6k_search_avx2(x, L, scales);
+            tn_q6k_search_avx2(x + 128, L + 128, scales + 8);
+        } else
+            for (int ib = 0; ib < QK_K / 16; ++ib) scales[ib] = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib);
         for (int ib = 0; ib < QK_K / 16; ++ib) {
-            const float scale = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib);
-            scales[ib] = scale;
+            const float scale = scales[ib];
             const float abs_scale = fabsf(scale);
             if (abs_scale > max_abs_scale) {
                 max_abs_scale = abs_scale;
