@@ -85,8 +85,9 @@ static void test_llama3b_lora_fits_16g(void **state) {
 static void test_quant_bytes(void **state) {
     assert_int_equal(tn_quant_bytes(TN_QUANT_Q8_0, 64), 68);
     assert_int_equal(tn_quant_bytes(TN_QUANT_Q4_K, 512), 288);
-    /* NF4: 256 weights -> 128 B of nibbles, 4 absmax bytes, one fp32 scale */
-    assert_int_equal(tn_quant_bytes(TN_QUANT_NF4, 256), 128 + 4 + 4);
+    /* NF4: 256 weights -> 128 B of nibbles, 4 absmax codes, one fp32 group
+     * scale and the tensor's fp32 absmax offset */
+    assert_int_equal(tn_quant_bytes(TN_QUANT_NF4, 256), 128 + 4 + 4 + 4);
 }
 
 static void test_sizes(void **state) {
