@@ -242,9 +242,9 @@ static const tn_family granitemoehybrid = {
     .default_tied = 1, .default_rms_eps = 1e-6,
     .global_rules = global_rules, .layer_rules = granitehybrid_layer_rules,
     .not_implemented = {
-        [TN_STAGE_LORA] = "needs the Mamba2 forward and backward (scan, conv1d, gated norm), not in this build yet",
-        [TN_STAGE_QLORA] = "needs the Mamba2 layers and the 4-bit base, not in this build yet",
-        [TN_STAGE_FULL] = "needs the Mamba2 forward and backward, not in this build yet",
+        /* LoRA: implemented (src/train/hybrid.c), held to transformers + PEFT. */
+        [TN_STAGE_QLORA] = "needs the 4-bit base for the Mamba2 projections and experts, not in this build yet",
+        [TN_STAGE_FULL] = "needs the weight gradients of the Mamba2 tensors, experts and router, not in this build yet",
         [TN_STAGE_FUSE] = "fuse to an HF folder is not implemented in this build yet",
         [TN_STAGE_GGUF] = "needs the granitehybrid GGUF writer (ssm.* keys, Mamba2 tensor transforms), not in this build yet",
         [TN_STAGE_GENERATE] = "needs the Mamba2 layers with a cached recurrent state, not in this build yet",

@@ -195,11 +195,19 @@ void tn_plan_work_elements(const tn_spec *spec, const tn_plan_settings *s, tn_pl
     uint64_t Q = (uint64_t)(spec->n_heads * spec->head_dim), KV = (uint64_t)(spec->n_kv_heads * spec->head_dim);
     uint64_t F = (uint64_t)(spec->family->hybrid ? spec->shared_intermediate : spec->intermediate);
     w->widest = 2 * F > 2 * Q + 2 * KV ? 2 * F : 2 * Q + 2 * KV;
-    if (spec->family->hybrid) {
-        uint64_t in = (uint64_t)tn_spec_dim(spec, TN_DIM_MAMBA_IN) + (uint64_t)tn_spec_dim(spec, TN_DIM_MAMBA_CONV);
-        if (in > w->widest) w->widest = in;
-    }
     w->rebuilt = F > H ? F : H;
+    if (spec->family->hybrid) {
+        /* Mamba backward: d(in_proj out) [T, W], d(conv out) [T, C], d(dt)
+         * [T, heads] and d(scan out) [T, d_inner]; the shared MLP's d(h),
+         * d(gate | up) [T, 3F]. The rebuilt buffer also holds d(norm out)
+         * [T, d_inner]. */
+        uint64_t inner = (uint64_t)tn_spec_dim(spec, TN_DIM_MAMBA_INNER);
+        uint64_t in = (uint64_t)tn_spec_dim(spec, TN_DIM_MAMBA_IN) + (uint64_t)tn_spec_dim(spec, TN_DIM_MAMBA_CONV) +
+                      (uint64_t)spec->mamba_heads + inner;
+        if (in > w->widest) w->widest = in;
+        if (3 * F > w->widest) w->widest = 3 * F;
+        if (inner > w->rebuilt) w->rebuilt = inner;
+    }
     w->final_norm = T * (2 * H + 1);
     w->logits = (uint64_t)tn_plan_loss_chunk_rows(spec, (int64_t)T) * V * (spec->family->softcaps ? 2 : 1);
     w->workspace = T * (3 * H + w->rebuilt + w->widest + (uint64_t)(s->rank > 0 ? s->rank : 0));

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "train/forward_internal.h"
 #include "train/model.h"
 #include "util/error.h"
 #include "util/rng.h"
@@ -25,13 +26,13 @@ static int layer_window(const tn_spec *s, int l) {
     return (int)s->sliding_window;
 }
 
-static float attention_scale(const tn_spec *s) {
+float tn_train_attention_scale(const tn_spec *s) {
     if (s->family->multipliers) return (float)s->attention_multiplier;
     if (s->family->softcaps) return (float)(1.0 / sqrt(s->query_pre_attn_scalar));
     return (float)(1.0 / sqrt((double)s->head_dim));
 }
 
-static float residual_mult(const tn_spec *s) { return s->family->multipliers ? (float)s->residual_multiplier : 1.0f; }
+float tn_train_residual_mult(const tn_spec *s) { return s->family->multipliers ? (float)s->residual_multiplier : 1.0f; }
 
 static void mlp_act_forward(const tn_spec *s, float *h, const float *g, const float *u, int64_t n) {
     if (s->family->activation == TN_ACT_GELU_TANH) tn_geglu_forward(h, g, u, n);
@@ -167,7 +168,7 @@ static const float *lora_input(const tn_lora *lora, const tn_lora_module *mod, c
 }
 
 /* y = x·Wᵀ (+ b) + s·(x·Aᵀ)·Bᵀ, saving xa = x·Aᵀ [T, r]. */
-static void linear_forward(float *y, const float *x, const float *w, const float *b, int T, int in, int out, const tn_lora *lora,
+void tn_train_linear_forward(float *y, const float *x, const float *w, const float *b, int T, int in, int out, const tn_lora *lora,
                            const tn_lora_module *mod, float *xa, float *tmp, float *dropped) {
     tn_matmul_forward(y, x, w, b, T, in, out, 0);
     if (!mod) return;
@@ -179,7 +180,7 @@ static void linear_forward(float *y, const float *x, const float *w, const float
 
 /* dx += dy·W + s·(dy·B)·A (masked by dropout); dB += s·dyᵀ·xa;
  * dA += (s·dy·B)ᵀ·drop(x). */
-static void linear_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w, int T, int in, int out,
+void tn_train_linear_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w, int T, int in, int out,
                             const tn_lora *lora, const tn_lora_module *mod, const float *xa, float *tmp, int want_grads, float *dropped) {
     tn_matmul_backward(dx, want_grads ? dw : NULL, want_grads ? dbias : NULL, dy, x, w, T, in, out);
     if (!mod || !want_grads) return;
@@ -226,14 +227,14 @@ static void linear_backward(float *dx, float *dw, float *dbias, const float *dy,
     }
 }
 
-static const tn_lora_module *lora_mod(const tn_lora *lora, int l, tn_module k) {
+const tn_lora_module *tn_train_lora_mod(const tn_lora *lora, int l, tn_module k) {
     if (!lora) return NULL;
     int i = lora->index[l * TN_MOD_COUNT + k];
     return i < 0 ? NULL : &lora->mods[i];
 }
 
 /* The x·A slot of module k of layer l: adapted modules in table order. */
-static float *xa_slot(const tn_lora *lora, float *base, int l, tn_module k, int T) {
+float *tn_train_xa_slot(const tn_lora *lora, float *base, int l, tn_module k, int T) {
     if (!lora || !base) return NULL;
     int n = 0;
     for (int j = 0; j < (int)k; j++)
@@ -243,36 +244,32 @@ static float *xa_slot(const tn_lora *lora, float *base, int l, tn_module k, int 
 
 /* ---- one layer ------------------------------------------------------- */
 
-typedef struct {
-    const tn_spec *s;
-    int T, B, S, H, Q, KV, F;
-    const int32_t *pos;
-} dims;
 
 /* Forward of layer l from slot X of l into slot X of l + 1. */
 static int layer_forward(tn_model *m, const tn_lora *lora, tn_activations *a, int l, const dims *d) {
     const tn_spec *s = d->s;
+    if (s->family->hybrid) return tn_hybrid_layer_forward(m, lora, a, l, d);
     tn_layer_view v;
     if (tn_model_layer_view(m, l, &v) != 0) return -1;
     float **sl = a->slot[l];
     float *x = sl[TN_SLOT_X], *xn = a->xn, *out = a->slot[l + 1][TN_SLOT_X];
     int T = d->T, H = d->H, Q = d->Q, KV = d->KV, F = d->F;
     int one_plus = s->family->norm == TN_NORM_RMS_ONE_PLUS;
-    float eps = (float)s->rms_eps, rm = residual_mult(s);
+    float eps = (float)s->rms_eps, rm = tn_train_residual_mult(s);
     float *xa = sl[TN_SLOT_LORA_XA];
     tn_rmsnorm_forward(xn, sl[TN_SLOT_NORM1_RSTD], x, v.norm1, T, H, eps, one_plus);
-    linear_forward(sl[TN_SLOT_Q], xn, v.w[TN_MOD_Q], v.bias[TN_MOD_Q], T, H, Q, lora, lora_mod(lora, l, TN_MOD_Q), xa_slot(lora, xa, l, TN_MOD_Q, T), a->lora_tmp, a->dropped);
-    linear_forward(sl[TN_SLOT_K], xn, v.w[TN_MOD_K], v.bias[TN_MOD_K], T, H, KV, lora, lora_mod(lora, l, TN_MOD_K), xa_slot(lora, xa, l, TN_MOD_K, T), a->lora_tmp, a->dropped);
-    linear_forward(sl[TN_SLOT_V], xn, v.w[TN_MOD_V], v.bias[TN_MOD_V], T, H, KV, lora, lora_mod(lora, l, TN_MOD_V), xa_slot(lora, xa, l, TN_MOD_V, T), a->lora_tmp, a->dropped);
+    tn_train_linear_forward(sl[TN_SLOT_Q], xn, v.w[TN_MOD_Q], v.bias[TN_MOD_Q], T, H, Q, lora, tn_train_lora_mod(lora, l, TN_MOD_Q), tn_train_xa_slot(lora, xa, l, TN_MOD_Q, T), a->lora_tmp, a->dropped);
+    tn_train_linear_forward(sl[TN_SLOT_K], xn, v.w[TN_MOD_K], v.bias[TN_MOD_K], T, H, KV, lora, tn_train_lora_mod(lora, l, TN_MOD_K), tn_train_xa_slot(lora, xa, l, TN_MOD_K, T), a->lora_tmp, a->dropped);
+    tn_train_linear_forward(sl[TN_SLOT_V], xn, v.w[TN_MOD_V], v.bias[TN_MOD_V], T, H, KV, lora, tn_train_lora_mod(lora, l, TN_MOD_V), tn_train_xa_slot(lora, xa, l, TN_MOD_V, T), a->lora_tmp, a->dropped);
     if (s->rope != TN_ROPE_NONE) {
         tn_rope_forward(sl[TN_SLOT_Q], &m->rope, d->pos, T, (int)s->n_heads, (int)s->head_dim);
         tn_rope_forward(sl[TN_SLOT_K], &m->rope, d->pos, T, (int)s->n_kv_heads, (int)s->head_dim);
     }
     tn_attention_forward(sl[TN_SLOT_ATT], sl[TN_SLOT_LSE], sl[TN_SLOT_Q], sl[TN_SLOT_K], sl[TN_SLOT_V], d->B, d->S, (int)s->n_heads,
-                         (int)s->n_kv_heads, (int)s->head_dim, attention_scale(s), s->family->softcaps ? (float)s->attn_softcap : 0.0f,
+                         (int)s->n_kv_heads, (int)s->head_dim, tn_train_attention_scale(s), s->family->softcaps ? (float)s->attn_softcap : 0.0f,
                          layer_window(s, l));
     float *o = s->family->sandwich_norms ? sl[TN_SLOT_MIXER_BRANCH] : a->ws;
-    linear_forward(o, sl[TN_SLOT_ATT], v.w[TN_MOD_O], v.bias[TN_MOD_O], T, Q, H, lora, lora_mod(lora, l, TN_MOD_O), xa_slot(lora, xa, l, TN_MOD_O, T), a->lora_tmp, a->dropped);
+    tn_train_linear_forward(o, sl[TN_SLOT_ATT], v.w[TN_MOD_O], v.bias[TN_MOD_O], T, Q, H, lora, tn_train_lora_mod(lora, l, TN_MOD_O), tn_train_xa_slot(lora, xa, l, TN_MOD_O, T), a->lora_tmp, a->dropped);
     if (s->family->sandwich_norms) {
         tn_rmsnorm_forward(a->ws, sl[TN_SLOT_MIXER_POST_RSTD], o, v.post_mixer, T, H, eps, one_plus);
         o = a->ws;
@@ -280,12 +277,12 @@ static int layer_forward(tn_model *m, const tn_lora *lora, tn_activations *a, in
     float *mid = sl[TN_SLOT_X_MID];
     for (int64_t i = 0; i < (int64_t)T * H; i++) mid[i] = x[i] + rm * o[i];
     tn_rmsnorm_forward(xn, sl[TN_SLOT_NORM2_RSTD], mid, v.norm2, T, H, eps, one_plus);
-    linear_forward(sl[TN_SLOT_GATE], xn, v.w[TN_MOD_GATE], v.bias[TN_MOD_GATE], T, H, F, lora, lora_mod(lora, l, TN_MOD_GATE), xa_slot(lora, xa, l, TN_MOD_GATE, T), a->lora_tmp, a->dropped);
-    linear_forward(sl[TN_SLOT_UP], xn, v.w[TN_MOD_UP], v.bias[TN_MOD_UP], T, H, F, lora, lora_mod(lora, l, TN_MOD_UP), xa_slot(lora, xa, l, TN_MOD_UP, T), a->lora_tmp, a->dropped);
+    tn_train_linear_forward(sl[TN_SLOT_GATE], xn, v.w[TN_MOD_GATE], v.bias[TN_MOD_GATE], T, H, F, lora, tn_train_lora_mod(lora, l, TN_MOD_GATE), tn_train_xa_slot(lora, xa, l, TN_MOD_GATE, T), a->lora_tmp, a->dropped);
+    tn_train_linear_forward(sl[TN_SLOT_UP], xn, v.w[TN_MOD_UP], v.bias[TN_MOD_UP], T, H, F, lora, tn_train_lora_mod(lora, l, TN_MOD_UP), tn_train_xa_slot(lora, xa, l, TN_MOD_UP, T), a->lora_tmp, a->dropped);
     float *h = a->xn; /* xn2 is no longer needed: h takes its place */
     mlp_act_forward(s, h, sl[TN_SLOT_GATE], sl[TN_SLOT_UP], (int64_t)T * F);
     float *dn = s->family->sandwich_norms ? sl[TN_SLOT_MLP_BRANCH] : a->ws;
-    linear_forward(dn, h, v.w[TN_MOD_DOWN], v.bias[TN_MOD_DOWN], T, F, H, lora, lora_mod(lora, l, TN_MOD_DOWN), xa_slot(lora, xa, l, TN_MOD_DOWN, T), a->lora_tmp, a->dropped);
+    tn_train_linear_forward(dn, h, v.w[TN_MOD_DOWN], v.bias[TN_MOD_DOWN], T, F, H, lora, tn_train_lora_mod(lora, l, TN_MOD_DOWN), tn_train_xa_slot(lora, xa, l, TN_MOD_DOWN, T), a->lora_tmp, a->dropped);
     if (s->family->sandwich_norms) {
         tn_rmsnorm_forward(a->ws, sl[TN_SLOT_MLP_POST_RSTD], dn, v.post_mlp, T, H, eps, one_plus);
         dn = a->ws;
@@ -298,12 +295,13 @@ static int layer_forward(tn_model *m, const tn_lora *lora, tn_activations *a, in
  * dL/d(layer input). */
 static int layer_backward(tn_model *m, tn_lora *lora, tn_activations *a, int l, const dims *d, int want_grads) {
     const tn_spec *s = d->s;
+    if (s->family->hybrid) return tn_hybrid_layer_backward(m, lora, a, l, d, want_grads);
     tn_layer_view v;
     if (tn_model_layer_view(m, l, &v) != 0) return -1;
     float **sl = a->slot[l];
     int T = d->T, H = d->H, Q = d->Q, KV = d->KV, F = d->F;
     int one_plus = s->family->norm == TN_NORM_RMS_ONE_PLUS;
-    float eps = (float)s->rms_eps, rm = residual_mult(s);
+    float eps = (float)s->rms_eps, rm = tn_train_residual_mult(s);
     float *xa = sl[TN_SLOT_LORA_XA], *tmp = a->lora_tmp;
     float *dres = a->dres, *dbranch = a->dtmp, *dpre = a->ws;
     int64_t TH = (int64_t)T * H;
@@ -320,7 +318,7 @@ static int layer_backward(tn_model *m, tn_lora *lora, tn_activations *a, int l, 
     mlp_act_forward(s, h, sl[TN_SLOT_GATE], sl[TN_SLOT_UP], (int64_t)T * F);
     float *dh = a->dbig, *dg = a->dbig + (int64_t)T * F;
     memset(dh, 0, (size_t)T * F * sizeof *dh);
-    linear_backward(dh, v.dw[TN_MOD_DOWN], v.dbias[TN_MOD_DOWN], ddown, h, v.w[TN_MOD_DOWN], T, F, H, lora, lora_mod(lora, l, TN_MOD_DOWN), xa_slot(lora, xa, l, TN_MOD_DOWN, T), tmp, want_grads, a->dropped);
+    tn_train_linear_backward(dh, v.dw[TN_MOD_DOWN], v.dbias[TN_MOD_DOWN], ddown, h, v.w[TN_MOD_DOWN], T, F, H, lora, tn_train_lora_mod(lora, l, TN_MOD_DOWN), tn_train_xa_slot(lora, xa, l, TN_MOD_DOWN, T), tmp, want_grads, a->dropped);
     /* dg and du: du overwrites dh in place after dg is formed. */
     memset(dg, 0, (size_t)T * F * sizeof *dg);
     float *du = a->xn; /* h no longer needed */
@@ -331,8 +329,8 @@ static int layer_backward(tn_model *m, tn_lora *lora, tn_activations *a, int l, 
     memset(dxn2, 0, (size_t)TH * sizeof *dxn2);
     float *xn2 = a->xn;
     tn_rmsnorm_forward(xn2, a->ws, sl[TN_SLOT_X_MID], v.norm2, T, H, eps, one_plus); /* rebuild; a->ws gets a copy of rstd */
-    linear_backward(dxn2, v.dw[TN_MOD_GATE], v.dbias[TN_MOD_GATE], dg, xn2, v.w[TN_MOD_GATE], T, H, F, lora, lora_mod(lora, l, TN_MOD_GATE), xa_slot(lora, xa, l, TN_MOD_GATE, T), tmp, want_grads, a->dropped);
-    linear_backward(dxn2, v.dw[TN_MOD_UP], v.dbias[TN_MOD_UP], dh, xn2, v.w[TN_MOD_UP], T, H, F, lora, lora_mod(lora, l, TN_MOD_UP), xa_slot(lora, xa, l, TN_MOD_UP, T), tmp, want_grads, a->dropped);
+    tn_train_linear_backward(dxn2, v.dw[TN_MOD_GATE], v.dbias[TN_MOD_GATE], dg, xn2, v.w[TN_MOD_GATE], T, H, F, lora, tn_train_lora_mod(lora, l, TN_MOD_GATE), tn_train_xa_slot(lora, xa, l, TN_MOD_GATE, T), tmp, want_grads, a->dropped);
+    tn_train_linear_backward(dxn2, v.dw[TN_MOD_UP], v.dbias[TN_MOD_UP], dh, xn2, v.w[TN_MOD_UP], T, H, F, lora, tn_train_lora_mod(lora, l, TN_MOD_UP), tn_train_xa_slot(lora, xa, l, TN_MOD_UP, T), tmp, want_grads, a->dropped);
     tn_rmsnorm_backward(dres, want_grads ? v.dnorm2 : NULL, dxn2, sl[TN_SLOT_X_MID], v.norm2, sl[TN_SLOT_NORM2_RSTD], T, H, one_plus);
 
     /* Attention branch: mid = x + rm·post(o). */
@@ -345,9 +343,9 @@ static int layer_backward(tn_model *m, tn_lora *lora, tn_activations *a, int l, 
     }
     float *datt = a->dbig, *dq = datt + (int64_t)T * Q, *dk = dq + (int64_t)T * Q, *dv = dk + (int64_t)T * KV;
     memset(datt, 0, (size_t)T * (2 * Q + 2 * KV) * sizeof *datt);
-    linear_backward(datt, v.dw[TN_MOD_O], v.dbias[TN_MOD_O], do_, sl[TN_SLOT_ATT], v.w[TN_MOD_O], T, Q, H, lora, lora_mod(lora, l, TN_MOD_O), xa_slot(lora, xa, l, TN_MOD_O, T), tmp, want_grads, a->dropped);
+    tn_train_linear_backward(datt, v.dw[TN_MOD_O], v.dbias[TN_MOD_O], do_, sl[TN_SLOT_ATT], v.w[TN_MOD_O], T, Q, H, lora, tn_train_lora_mod(lora, l, TN_MOD_O), tn_train_xa_slot(lora, xa, l, TN_MOD_O, T), tmp, want_grads, a->dropped);
     tn_attention_backward(dq, dk, dv, datt, sl[TN_SLOT_ATT], sl[TN_SLOT_LSE], sl[TN_SLOT_Q], sl[TN_SLOT_K], sl[TN_SLOT_V], d->B, d->S,
-                          (int)s->n_heads, (int)s->n_kv_heads, (int)s->head_dim, attention_scale(s),
+                          (int)s->n_heads, (int)s->n_kv_heads, (int)s->head_dim, tn_train_attention_scale(s),
                           s->family->softcaps ? (float)s->attn_softcap : 0.0f, layer_window(s, l));
     if (s->rope != TN_ROPE_NONE) {
         tn_rope_backward(dq, &m->rope, d->pos, T, (int)s->n_heads, (int)s->head_dim);
@@ -357,9 +355,9 @@ static int layer_backward(tn_model *m, tn_lora *lora, tn_activations *a, int l, 
     tn_rmsnorm_forward(xn, a->ws, sl[TN_SLOT_X], v.norm1, T, H, eps, one_plus);
     float *dxn = dbranch;
     memset(dxn, 0, (size_t)TH * sizeof *dxn);
-    linear_backward(dxn, v.dw[TN_MOD_Q], v.dbias[TN_MOD_Q], dq, xn, v.w[TN_MOD_Q], T, H, Q, lora, lora_mod(lora, l, TN_MOD_Q), xa_slot(lora, xa, l, TN_MOD_Q, T), tmp, want_grads, a->dropped);
-    linear_backward(dxn, v.dw[TN_MOD_K], v.dbias[TN_MOD_K], dk, xn, v.w[TN_MOD_K], T, H, KV, lora, lora_mod(lora, l, TN_MOD_K), xa_slot(lora, xa, l, TN_MOD_K, T), tmp, want_grads, a->dropped);
-    linear_backward(dxn, v.dw[TN_MOD_V], v.dbias[TN_MOD_V], dv, xn, v.w[TN_MOD_V], T, H, KV, lora, lora_mod(lora, l, TN_MOD_V), xa_slot(lora, xa, l, TN_MOD_V, T), tmp, want_grads, a->dropped);
+    tn_train_linear_backward(dxn, v.dw[TN_MOD_Q], v.dbias[TN_MOD_Q], dq, xn, v.w[TN_MOD_Q], T, H, Q, lora, tn_train_lora_mod(lora, l, TN_MOD_Q), tn_train_xa_slot(lora, xa, l, TN_MOD_Q, T), tmp, want_grads, a->dropped);
+    tn_train_linear_backward(dxn, v.dw[TN_MOD_K], v.dbias[TN_MOD_K], dk, xn, v.w[TN_MOD_K], T, H, KV, lora, tn_train_lora_mod(lora, l, TN_MOD_K), tn_train_xa_slot(lora, xa, l, TN_MOD_K, T), tmp, want_grads, a->dropped);
+    tn_train_linear_backward(dxn, v.dw[TN_MOD_V], v.dbias[TN_MOD_V], dv, xn, v.w[TN_MOD_V], T, H, KV, lora, tn_train_lora_mod(lora, l, TN_MOD_V), tn_train_xa_slot(lora, xa, l, TN_MOD_V, T), tmp, want_grads, a->dropped);
     tn_rmsnorm_backward(dres, want_grads ? v.dnorm1 : NULL, dxn, sl[TN_SLOT_X], v.norm1, sl[TN_SLOT_NORM1_RSTD], T, H, one_plus);
     return 0;
 }

@@ -18,11 +18,31 @@
 #include "util/platform.h"
 #include "util/rng.h"
 
-const char *const tn_module_names[TN_MOD_COUNT] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+const char *const tn_module_names[TN_MOD_COUNT] = {"q_proj",  "k_proj",   "v_proj",       "o_proj",       "gate_proj", "up_proj",
+                                                   "down_proj", "in_proj", "out_proj", "input_linear", "output_linear"};
 
 /* HF names of the modules and norms, relative to "model.layers.N." */
 const char *const tn_module_paths[TN_MOD_COUNT] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                                                        "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
+                                                        "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj",
+                                                        "mamba.in_proj",    "mamba.out_proj",   "shared_mlp.input_linear",
+                                                        "shared_mlp.output_linear"};
+
+static const tn_tensor_rule *module_rule(const tn_spec *s, tn_module k) {
+    for (const tn_tensor_rule *r = s->family->layer_rules; r->name; r++)
+        if (r->lora && !strcmp(r->lora, tn_module_names[k])) return r;
+    return NULL;
+}
+
+int tn_module_applies(const tn_spec *s, int l, tn_module k) {
+    const tn_tensor_rule *r = module_rule(s, k);
+    return r && tn_rule_applies(s, r, l);
+}
+
+void tn_module_dims(const tn_spec *s, tn_module k, int *in, int *out) {
+    const tn_tensor_rule *r = module_rule(s, k);
+    *in = r ? (int)tn_spec_dim(s, r->shape[1]) : 0;
+    *out = r ? (int)tn_spec_dim(s, r->shape[0]) : 0;
+}
 
 static int convert_to_f32(const tn_model *m, const tn_tensor_info *t, float *dst) {
     const void *src = tn_safetensors_data(&m->st, t);
@@ -123,14 +143,43 @@ static int load_small(tn_model *m) {
     return 0;
 }
 
+/* Granite 4.0-H's Mamba tensors and experts as fp32: a view into the
+ * mapping when stored F32 and aligned, else a converted copy. */
+static int load_hybrid(tn_model *m) {
+    const tn_spec *s = &m->spec;
+    m->hyb = tn_calloc(1, sizeof *m->hyb, "hybrid weights");
+    if (!m->hyb) return -1;
+    static const char *const names[TN_HYB_COUNT] = {"mamba.conv1d.weight", "mamba.conv1d.bias", "mamba.dt_bias", "mamba.A_log", "mamba.D",
+                                                    "mamba.norm.weight", "block_sparse_moe.input_linear.weight",
+                                                    "block_sparse_moe.output_linear.weight", "block_sparse_moe.router.layer.weight"};
+    for (int l = 0; l < s->n_layers; l++)
+        for (int k = 0; k < TN_HYB_COUNT; k++) {
+            int mamba = s->layer_kind[l] == TN_LAYER_MAMBA;
+            if (k <= TN_HYB_NORM && !mamba) continue;
+            if (k == TN_HYB_CONV_B && !s->mamba_conv_bias) continue;
+            if (k >= TN_HYB_EXP_IN && s->n_experts <= 0) continue;
+            char name[512];
+            snprintf(name, sizeof name, "model.layers.%d.%s", l, names[k]);
+            const tn_tensor_info *t = need(m, name);
+            if (!t) return -1;
+            const float *d = direct_view(m, t);
+            if (!d) {
+                float *c = tn_malloc(t->n_elements * 4, "fp32 hybrid tensor");
+                if (!c) return -1;
+                m->hyb->copies[m->hyb->n_copies++] = c;
+                if (convert_to_f32(m, t, c)) return -1;
+                d = c;
+            }
+            m->hyb->p[l][k] = d;
+        }
+    return 0;
+}
+
 int tn_model_open(const char *dir, int max_seq, tn_model *m) {
     memset(m, 0, sizeof *m);
     snprintf(m->path, sizeof m->path, "%s", dir);
     if (tn_spec_load(dir, &m->spec) != 0) return -1;
     tn_spec *s = &m->spec;
-    if (s->family->hybrid)
-        return tn_fail("%s: %s", dir, s->family->not_implemented[TN_STAGE_LORA] ? s->family->not_implemented[TN_STAGE_LORA]
-                                                                               : "hybrid layers are not supported by the trainer");
     if (s->quant_bits) return tn_fail("%s: quantized (MLX) checkpoints cannot be trained in this build yet", dir);
     if (tn_safetensors_open(dir, &m->st) != 0) return -1;
     char report[4096];
@@ -190,6 +239,7 @@ int tn_model_open(const char *dir, int max_seq, tn_model *m) {
         int64_t sum = 0, direct = 1;
         char name[512];
         for (int k = 0; k < TN_MOD_COUNT; k++) {
+            if (!tn_module_applies(s, l, (tn_module)k)) continue;
             snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, tn_module_paths[k]);
             const tn_tensor_info *t = need(m, name);
             if (!t) goto fail;
@@ -203,6 +253,7 @@ int tn_model_open(const char *dir, int max_seq, tn_model *m) {
         if (!m->layer_ws) goto fail;
         m->layer_ws_elems = largest;
     }
+    if (s->family->hybrid && load_hybrid(m) != 0) goto fail;
     return 0;
 fail:
     tn_model_close(m);
@@ -217,6 +268,8 @@ static float *master_of(const tn_model *m, const char *name, int grad) {
 
 int tn_model_make_trainable(tn_model *m, int layers) {
     const tn_spec *s = &m->spec;
+    if (s->family->hybrid)
+        return tn_fail("%s: full fine-tuning of %s needs the Mamba2 and expert weight gradients, not in this build yet", m->path, s->model_type);
     int L = (int)s->n_layers;
     m->first_trained = (layers < 0 || layers >= L) ? 0 : L - layers;
     m->master_off = tn_malloc((size_t)m->st.n_tensors * sizeof *m->master_off, "master offsets");
@@ -328,6 +381,7 @@ static uint64_t quant_size(int kind, const tn_tensor_info *t) {
 
 int tn_model_quantize_base(tn_model *m, int kind) {
     const tn_spec *s = &m->spec;
+    if (s->family->hybrid) return tn_fail("%s: QLoRA of %s is not in this build yet", m->path, s->model_type);
     int L = (int)s->n_layers;
     tn_ggml_type gt = kind == TN_QUANT_Q4_K ? TN_GGML_Q4_K : TN_GGML_Q8_0;
     m->qoff = tn_malloc((size_t)L * TN_MOD_COUNT * sizeof *m->qoff, "quantized offsets");
@@ -383,6 +437,9 @@ int tn_model_quantize_base(tn_model *m, int kind) {
 }
 
 void tn_model_close(tn_model *m) {
+    if (m->hyb)
+        for (int i = 0; i < m->hyb->n_copies; i++) free(m->hyb->copies[i]);
+    free(m->hyb);
     free(m->qbase);
     free(m->qoff);
     free(m->master);
@@ -447,6 +504,7 @@ int tn_model_layer_view(tn_model *m, int l, tn_layer_view *v) {
         return 0;
     }
     for (int k = 0; k < TN_MOD_COUNT; k++) {
+        if (!tn_module_applies(&m->spec, l, (tn_module)k)) continue;
         v->bias[k] = ix->p[l][SMALL_BIAS0 + k];
         snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, tn_module_paths[k]);
         const tn_tensor_info *t = need(m, name);
@@ -461,15 +519,6 @@ int tn_model_layer_view(tn_model *m, int l, tn_layer_view *v) {
         }
     }
     return 0;
-}
-
-/* Module dimensions: in and out features of each Linear. */
-static void module_dims(const tn_spec *s, tn_module k, int *in, int *out) {
-    int H = (int)s->hidden, Q = (int)(s->n_heads * s->head_dim), KV = (int)(s->n_kv_heads * s->head_dim), F = (int)s->intermediate;
-    static const int ins[TN_MOD_COUNT] = {0, 0, 0, 1, 0, 0, 2}, outs[TN_MOD_COUNT] = {1, 3, 3, 0, 2, 2, 0};
-    int dims[4] = {H, Q, F, KV};
-    *in = dims[ins[k]];
-    *out = dims[outs[k]];
 }
 
 int tn_lora_init(tn_lora *lora, const tn_model *m, const tn_targets *targets, int rank, double alpha, int rslora, double dropout, int layers,
@@ -490,14 +539,14 @@ int tn_lora_init(tn_lora *lora, const tn_model *m, const tn_targets *targets, in
     for (int l = 0; l < L; l++)
         for (int k = 0; k < TN_MOD_COUNT; k++) {
             lora->index[l * TN_MOD_COUNT + k] = -1;
-            if (l < lora->first_layer) continue;
+            if (l < lora->first_layer || !tn_module_applies(s, l, (tn_module)k)) continue;
             int want = 0;
             for (int i = 0; i < targets->n; i++) want |= !strcmp(targets->names[i], tn_module_names[k]);
             if (!want) continue;
             tn_lora_module *mod = &lora->mods[lora->n];
             mod->layer = l;
             mod->module = (tn_module)k;
-            module_dims(s, (tn_module)k, &mod->in, &mod->out);
+            tn_module_dims(s, (tn_module)k, &mod->in, &mod->out);
             lora->index[l * TN_MOD_COUNT + k] = lora->n++;
             total += (int64_t)rank * (mod->in + mod->out);
         }

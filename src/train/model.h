@@ -14,12 +14,36 @@
 #include "nn/ops.h"
 #include "plan/plan.h"
 
-/* The adaptable Linear modules of a dense layer, in family-table order. */
-typedef enum { TN_MOD_Q, TN_MOD_K, TN_MOD_V, TN_MOD_O, TN_MOD_GATE, TN_MOD_UP, TN_MOD_DOWN, TN_MOD_COUNT } tn_module;
+/* The adaptable Linear modules of a layer, in family-table order: the dense
+ * families' seven, then Granite 4.0-H's Mamba projections and shared MLP.
+ * A layer holds a subset (tn_module_applies): attention modules are absent
+ * from Mamba layers, gate/up/down from hybrids. */
+typedef enum {
+    TN_MOD_Q, TN_MOD_K, TN_MOD_V, TN_MOD_O, TN_MOD_GATE, TN_MOD_UP, TN_MOD_DOWN,
+    TN_MOD_IN_PROJ, TN_MOD_OUT_PROJ, TN_MOD_INPUT_LINEAR, TN_MOD_OUTPUT_LINEAR,
+    TN_MOD_COUNT
+} tn_module;
 extern const char *const tn_module_names[TN_MOD_COUNT];
 /* Their paths inside a layer ("self_attn.q_proj"), as checkpoints and PEFT
  * adapters name them. */
 extern const char *const tn_module_paths[TN_MOD_COUNT];
+/* Whether layer l of the model has module k (the family table's rule with
+ * that `lora` name applies there), and its in/out features. */
+int tn_module_applies(const tn_spec *s, int l, tn_module k);
+void tn_module_dims(const tn_spec *s, tn_module k, int *in, int *out);
+
+/* Granite 4.0-H's per-layer tensors that are not adaptable Linears, as fp32
+ * (views into an F32 mapping or converted copies): the Mamba mixer's
+ * conv1d weight [C, K] and bias [C], dt_bias, A_log, D [heads], norm
+ * weight [d_inner]; the experts' input_linear [E, 2FE, H], output_linear
+ * [E, H, FE] and router [E, H]. */
+enum { TN_HYB_CONV_W, TN_HYB_CONV_B, TN_HYB_DT_BIAS, TN_HYB_A_LOG, TN_HYB_D, TN_HYB_NORM, TN_HYB_EXP_IN, TN_HYB_EXP_OUT,
+       TN_HYB_ROUTER, TN_HYB_COUNT };
+typedef struct {
+    const float *p[TN_MAX_LAYERS][TN_HYB_COUNT];
+    float *copies[TN_MAX_LAYERS * TN_HYB_COUNT];
+    int n_copies;
+} tn_hybrid_weights;
 
 typedef struct {
     int layer;
@@ -83,6 +107,7 @@ typedef struct {
     unsigned char *qbase;
     uint64_t qbytes;
     uint64_t *qoff; /* [layers * TN_MOD_COUNT] */
+    tn_hybrid_weights *hyb; /* Granite 4.0-H only */
 } tn_model;
 
 /* Quantizes the base's layer matrices (kind: TN_QUANT_NF4, _Q4_K, _Q8_0 of

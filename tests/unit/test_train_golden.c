@@ -1,6 +1,7 @@
 /* test_train_golden.c - the CPU engine against transformers + PEFT + torch's
  * AdamW (tests/fixtures, made by tests/fixtures/make_fixtures.py):
- *   logits of every dense family within 1e-4 relative (‖ours − ref‖ / ‖ref‖),
+ *   logits of every dense family and of Granite 4.0-H (granitehybrid, dense
+ *   and MoE) within 1e-4 relative (‖ours − ref‖ / ‖ref‖),
  *   the step-0 loss within 1e-4 absolute and every LoRA gradient within 1e-3
  *   relative, 20 AdamW steps with each loss within 1e-4 absolute, and the
  *   final adapter within 1e-3 relative per tensor.
@@ -97,8 +98,7 @@ static void check_logits(const char *fam) {
  * whole adapter (‖ours − ref‖ / ‖ref‖ over all tensors) within tol, and the
  * worst single tensor within tensor_tol. */
 static void compare_lora(const char *label, const tn_lora *lora, int grads, const tn_safetensors *ref, double tol, double tensor_tol) {
-    static const char *const paths[TN_MOD_COUNT] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                                                   "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
+    const char *const *paths = tn_module_paths;
     double worst = 0, num = 0, den = 0;
     char worst_name[128] = "";
     for (int i = 0; i < lora->n; i++) {
@@ -317,16 +317,21 @@ static void test_full_finetune(void **state) {
 }
 
 static const char *const dense[] = {"llama", "mistral", "qwen2", "gemma2", "granite"};
+/* Granite 4.0-H: Mamba2 and attention layers, shared MLP (and experts). */
+static const char *const hybrid[] = {"granitehybrid", "granitehybrid-moe"};
 
 static void test_logits(void **state) {
     for (size_t i = 0; i < sizeof dense / sizeof *dense; i++) check_logits(dense[i]);
     check_logits("llama-wide"); /* stored bf16 */
+    for (size_t i = 0; i < sizeof hybrid / sizeof *hybrid; i++) check_logits(hybrid[i]);
     assert_int_equal(failures, 0);
 }
 
 static void test_lora_training(void **state) {
     for (size_t i = 0; i < sizeof dense / sizeof *dense; i++) check_lora_training(dense[i], 0);
     check_lora_training("gemma2", 1); /* checkpointing must not change a bit of the math */
+    for (size_t i = 0; i < sizeof hybrid / sizeof *hybrid; i++) check_lora_training(hybrid[i], 0);
+    check_lora_training("granitehybrid-moe", 1);
     assert_int_equal(failures, 0);
 }
 
