@@ -198,8 +198,7 @@ int cmd_generate(int argc, char **argv) {
     const char *source = model;
     char gguf_dir[4096] = "";
     if (tn_is_directory(model) == 0) {
-        if (!tn_is_gguf_file(model))
-            return fprintf(stderr, "tune: %s: %s\n", model, tn_file_exists(model) ? "expected a Hugging Face model folder or a GGUF file" : "no such file or folder"), TN_EXIT_USAGE;
+        if (!tn_file_exists(model)) return fprintf(stderr, "tune: %s: no such file or folder\n", model), TN_EXIT_USAGE;
         double t0 = tn_seconds();
         if (tn_gguf_unpack_temp(model, gguf_dir, sizeof gguf_dir) != 0) return fprintf(stderr, "tune: %s\n", tn_error()), TN_EXIT_USAGE;
         fprintf(stderr, "tune generate: %s dequantized to F32 in %.1f s (under %s while generating)\n", model, tn_seconds() - t0, gguf_dir);

@@ -158,7 +158,9 @@ static int skip_value(cursor *c, uint32_t t, const char *key) {
         snprintf(what, sizeof what, "the string value of key '%.100s'", key);
         return take_string(c, what, &p, &n);
     }
-    if (take(c, (uint64_t)value_types[t].size, "a value", &p)) return tn_fail_prefix("key '%.100s'", key);
+    char what[160];
+    snprintf(what, sizeof what, "the %s value of key '%.100s'", value_types[t].name, key);
+    if (take(c, (uint64_t)value_types[t].size, what, &p)) return -1;
     if (t == TN_GGUF_BOOL && *p > 1)
         return tn_fail("%s: key '%.100s': bool value at offset %llu is %u (expected 0 or 1)", c->path, key, (unsigned long long)c->pos - 1, *p);
     return 0;
@@ -177,7 +179,9 @@ static int read_kv(cursor *c, tn_gguf *g, int64_t i) {
     if (!kv->key) return -1;
     memcpy(kv->key, s, n);
     kv->key[n] = 0;
-    if (take_u32(c, "a value type", &kv->type)) return tn_fail_prefix("key '%.100s'", kv->key);
+    char field[160];
+    snprintf(field, sizeof field, "the value type of key '%.100s'", kv->key);
+    if (take_u32(c, field, &kv->type)) return -1;
     if (kv->type >= N_VALUE_TYPES)
         return tn_fail("%s: key '%.100s' has value type %u (expected 0..12: u8, i8, u16, i16, u32, i32, f32, bool, string, array, u64, i64, f64)",
                        c->path, kv->key, kv->type);
@@ -193,8 +197,8 @@ static int read_kv(cursor *c, tn_gguf *g, int64_t i) {
         }
         return 0;
     }
-    if (take_u32(c, "an array element type", &kv->elem_type) || take_u64(c, "an array length", &kv->n))
-        return tn_fail_prefix("key '%.100s'", kv->key);
+    snprintf(field, sizeof field, "the array header of key '%.100s'", kv->key);
+    if (take_u32(c, field, &kv->elem_type) || take_u64(c, field, &kv->n)) return -1;
     if (kv->elem_type >= N_VALUE_TYPES || kv->elem_type == TN_GGUF_ARRAY)
         return tn_fail("%s: key '%.100s': array element type %u (expected a scalar or string type, 0..12 but not 9: arrays of arrays "
                        "are not GGUF)",
@@ -211,8 +215,8 @@ static int read_kv(cursor *c, tn_gguf *g, int64_t i) {
         for (uint64_t k = 0; k < kv->n; k++) {
             kv->str_off[k] = (uint64_t)(c->base + c->pos - kv->data);
             uint64_t len;
-            snprintf(what, sizeof what, "element %llu", (unsigned long long)k);
-            if (take_string(c, what, &s, &len)) return tn_fail_prefix("key '%.100s'", kv->key);
+            snprintf(field, sizeof field, "element %llu of key '%.100s'", (unsigned long long)k, kv->key);
+            if (take_string(c, field, &s, &len)) return -1;
         }
         return 0;
     }
@@ -223,7 +227,8 @@ static int read_kv(cursor *c, tn_gguf *g, int64_t i) {
                                kv->data[k]);
     }
     const unsigned char *p;
-    return take(c, kv->n * min, "the array", &p) ? tn_fail_prefix("key '%.100s'", kv->key) : 0;
+    snprintf(field, sizeof field, "the array of key '%.100s'", kv->key);
+    return take(c, kv->n * min, field, &p);
 }
 
 static int read_tensor_info(cursor *c, tn_gguf *g, int64_t i) {
@@ -240,14 +245,17 @@ static int read_tensor_info(cursor *c, tn_gguf *g, int64_t i) {
     memcpy(t->name, s, n);
     t->name[n] = 0;
     uint32_t nd, type;
-    if (take_u32(c, "n_dims", &nd)) return tn_fail_prefix("tensor '%s'", t->name);
+    char field[160];
+    snprintf(field, sizeof field, "the n_dims of tensor '%s'", t->name);
+    if (take_u32(c, field, &nd)) return -1;
     if (nd > TN_GGUF_MAX_DIMS) return tn_fail("%s: tensor '%s' has %u dimensions (expected at most %d)", c->path, t->name, nd, TN_GGUF_MAX_DIMS);
     t->n_dims = (int)nd;
     uint64_t elems = 1;
     int overflow = 0;
     for (int d = 0; d < TN_GGUF_MAX_DIMS; d++) {
         uint64_t v = 1;
-        if (d < t->n_dims && take_u64(c, "a dimension", &v)) return tn_fail_prefix("tensor '%s'", t->name);
+        snprintf(field, sizeof field, "dimension %d of tensor '%s'", d, t->name);
+        if (d < t->n_dims && take_u64(c, field, &v)) return -1;
         if (v > (uint64_t)INT64_MAX)
             return tn_fail("%s: tensor '%s': dimension %d is %lld (expected a size >= 0)", c->path, t->name, d, (long long)(int64_t)v);
         t->ne[d] = (int64_t)v;
@@ -258,7 +266,8 @@ static int read_tensor_info(cursor *c, tn_gguf *g, int64_t i) {
     if (overflow)
         return tn_fail("%s: tensor '%s' with shape %s has more than 2^63 elements", c->path, t->name, tn_gguf_shape_string(t, shape, sizeof shape));
     t->n_elements = elems;
-    if (take_u32(c, "a ggml type", &type)) return tn_fail_prefix("tensor '%s'", t->name);
+    snprintf(field, sizeof field, "the ggml type of tensor '%s'", t->name);
+    if (take_u32(c, field, &type)) return -1;
     if (!tn_gguf_type_name((int)type))
         return tn_fail("%s: tensor '%s' has ggml type %u, which ggml does not define (expected 0..42 less the removed 4, 5, 31-33, 36-38)",
                        c->path, t->name, type);
@@ -270,7 +279,8 @@ static int read_tensor_info(cursor *c, tn_gguf *g, int64_t i) {
     uint64_t blocks = elems / (uint64_t)block, bytes = (uint64_t)tn_gguf_type_bytes(t->type);
     if (blocks > UINT64_MAX / 2 / bytes) return tn_fail("%s: tensor '%s': size in bytes overflows", c->path, t->name);
     t->n_bytes = blocks * bytes;
-    if (take_u64(c, "an offset", &t->offset)) return tn_fail_prefix("tensor '%s'", t->name);
+    snprintf(field, sizeof field, "the offset of tensor '%s'", t->name);
+    if (take_u64(c, field, &t->offset)) return -1;
     return 0;
 }
 
