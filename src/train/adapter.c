@@ -72,7 +72,10 @@ int tn_adapter_save(const tn_lora *lora, const tn_model *m, const char *dir, con
     for (int k = 0; k < TN_MOD_COUNT; k++)
         for (int i = 0; i < lora->n; i++)
             if (lora->mods[i].module == (tn_module)k) {
-                cJSON_AddItemToArray(tm, cJSON_CreateString(tn_module_names[k]));
+                /* PEFT matches by suffix: the shared MLP's names need their
+                 * parent (block_sparse_moe has modules of the same name). */
+                cJSON_AddItemToArray(tm, cJSON_CreateString(k == TN_MOD_INPUT_LINEAR || k == TN_MOD_OUTPUT_LINEAR ? tn_module_paths[k]
+                                                                                                                   : tn_module_names[k]));
                 break;
             }
     cJSON_AddStringToObject(cfg, "task_type", "CAUSAL_LM");
@@ -164,7 +167,7 @@ int tn_adapter_load(tn_lora *lora, const tn_model *m, const char *dir) {
     for (int i = 0; i < st.n_tensors; i++) {
         int l, k, b, mx;
         if (parse_key(st.tensors[i].name, &l, &k, &b, &mx) != 0 || l < 0 || l >= m->spec.n_layers) {
-            tn_fail("%s: tensor %s is not a LoRA matrix of a %s model's q/k/v/o/gate/up/down projections", path, st.tensors[i].name,
+            tn_fail("%s: tensor %s is not a LoRA matrix of a %s model's adaptable projections", path, st.tensors[i].name,
                     m->spec.model_type);
             goto done;
         }

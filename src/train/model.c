@@ -390,6 +390,7 @@ int tn_model_quantize_base(tn_model *m, int kind) {
     for (int l = 0; l < L; l++) {
         uint64_t layer = 0;
         for (int k = 0; k < TN_MOD_COUNT; k++) {
+            if (!tn_module_applies(s, l, (tn_module)k)) continue;
             const tn_tensor_info *t = module_tensor(m, l, k);
             if (!t) return -1;
             if (kind != TN_QUANT_NF4 && t->shape[1] % tn_ggml_block_size(gt))
@@ -411,6 +412,7 @@ int tn_model_quantize_base(tn_model *m, int kind) {
     m->qbytes = total;
     for (int l = 0; l < L; l++)
         for (int k = 0; k < TN_MOD_COUNT; k++) {
+            if (!tn_module_applies(s, l, (tn_module)k)) continue;
             const tn_tensor_info *t = module_tensor(m, l, k);
             if (convert_to_f32(m, t, tmp) != 0) {
                 free(tmp);
@@ -487,6 +489,7 @@ int tn_model_layer_view(tn_model *m, int l, tn_layer_view *v) {
     }
     if (m->qbase) {
         for (int k = 0; k < TN_MOD_COUNT; k++) {
+            if (!tn_module_applies(&m->spec, l, (tn_module)k)) continue;
             v->bias[k] = ix->p[l][SMALL_BIAS0 + k];
             const tn_tensor_info *t = module_tensor(m, l, k);
             const unsigned char *q = m->qbase + m->qoff[l * TN_MOD_COUNT + k];

@@ -94,10 +94,9 @@ static void test_step_equals_dequantized(void **state) {
             tn_layer_view v;
             assert_int_equal(tn_model_layer_view(&q, l, &v), 0);
             for (int mod = 0; mod < TN_MOD_COUNT; mod++) {
-                static const char *const paths[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                                                    "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+                if (!tn_module_applies(&q.spec, l, (tn_module)mod)) continue;
                 char name[256];
-                snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, paths[mod]);
+                snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, tn_module_paths[mod]);
                 const tn_tensor_info *t = tn_safetensors_find(&d.st, name);
                 memcpy(d.master + d.master_off[t - d.st.tensors], v.w[mod], t->n_elements * sizeof(float));
             }
