@@ -10,6 +10,53 @@
 
 #define CHUNK 64
 
+/* Granite 4.0-H: buffers after the logits in the same allocation (infer.h
+ * is shared): the recurrent state of every Mamba layer (the conv window, the
+ * last K-1 rows of xBC before the conv, and the SSM state [heads, P, N]),
+ * zeroed when a sequence starts at position 0, and the chunk buffers of the
+ * mixer, the shared MLP and the experts. */
+typedef struct {
+    int nh, P, G, N, K, di, Cc, W, Fs, E, k, FE;
+    float *conv_cache, *ssm; /* [L][K-1][Cc], [L][nh*P*N] */
+    float *zx, *win, *xbc, *dt, *y, *yn, *gu, *hs, *router, *egu, *eh, *eo;
+} hyb_bufs;
+
+static void hyb_dims(const tn_spec *sp, hyb_bufs *b) {
+    memset(b, 0, sizeof *b);
+    b->nh = (int)sp->mamba_heads, b->P = (int)sp->mamba_head_dim, b->G = (int)sp->mamba_groups, b->N = (int)sp->mamba_state;
+    b->K = (int)sp->mamba_kernel, b->di = b->nh * b->P, b->Cc = b->di + 2 * b->G * b->N, b->W = (int)tn_spec_dim(sp, TN_DIM_MAMBA_IN);
+    b->Fs = (int)sp->shared_intermediate, b->E = (int)sp->n_experts, b->k = (int)sp->n_experts_per_token, b->FE = (int)sp->intermediate;
+}
+
+static int64_t hybrid_elems(const tn_spec *sp) {
+    if (!sp->family->hybrid) return 0;
+    hyb_bufs b;
+    hyb_dims(sp, &b);
+    int64_t L = sp->n_layers, C = CHUNK, H = sp->hidden;
+    return L * ((int64_t)(b.K - 1) * b.Cc + (int64_t)b.nh * b.P * b.N) + C * ((int64_t)b.W + 2 * b.Cc + b.nh + 2 * b.di + 3 * b.Fs) +
+           2 * (int64_t)(b.K - 1) * b.Cc + C * (b.E > 0 ? b.E : 0) + 3 * (int64_t)b.FE + H;
+}
+
+static void hyb_carve(const tn_infer *s, const tn_spec *sp, hyb_bufs *b) {
+    hyb_dims(sp, b);
+    int64_t L = sp->n_layers, C = CHUNK;
+    float *p = s->logits + sp->vocab_size;
+    b->conv_cache = p, p += L * (b->K - 1) * b->Cc;
+    b->ssm = p, p += L * (int64_t)b->nh * b->P * b->N;
+    b->zx = p, p += C * b->W;
+    b->win = p, p += (C + b->K - 1) * b->Cc;
+    b->xbc = p, p += (C + b->K - 1) * b->Cc;
+    b->dt = p, p += C * b->nh;
+    b->y = p, p += C * b->di;
+    b->yn = p, p += C * b->di;
+    b->gu = p, p += C * 2 * b->Fs;
+    b->hs = p, p += C * b->Fs;
+    b->router = p, p += C * (b->E > 0 ? b->E : 0);
+    b->egu = p, p += 2 * b->FE;
+    b->eh = p, p += b->FE;
+    b->eo = p;
+}
+
 int tn_infer_init(tn_infer *s, const tn_model *m, const tn_lora *lora, int max_ctx) {
     memset(s, 0, sizeof *s);
     const tn_spec *sp = &m->spec;
@@ -19,7 +66,7 @@ int tn_infer_init(tn_infer *s, const tn_model *m, const tn_lora *lora, int max_c
     s->max_ctx = max_ctx;
     s->chunk = CHUNK;
     int64_t r = lora ? lora->rank : 0;
-    int64_t total = 2 * L * max_ctx * KV + C * (3 * H + 2 * Q + 2 * KV + 3 * F + r) + V;
+    int64_t total = 2 * L * max_ctx * KV + C * (3 * H + 2 * Q + 2 * KV + 3 * F + r) + V + hybrid_elems(sp);
     float *p = tn_calloc((size_t)total, sizeof(float), "kv cache and inference buffers");
     if (!p) return -1;
     s->k = p, p += L * max_ctx * KV;
@@ -105,6 +152,81 @@ static void attend(const tn_infer *s, const tn_spec *sp, int l, int p0, int n) {
         }
 }
 
+/* One Granite 4.0-H layer over n new tokens (as train/hybrid.c), carrying
+ * the Mamba state across calls. */
+static void hybrid_layer(tn_infer *s, const tn_model *m, const tn_lora *lora, const tn_layer_view *v, hyb_bufs *b, int l, int n, float *rstd) {
+    const tn_spec *sp = &m->spec;
+    int H = (int)sp->hidden, Q = (int)(sp->n_heads * sp->head_dim), KV = (int)(sp->n_kv_heads * sp->head_dim);
+    float eps = (float)sp->rms_eps, rm = (float)sp->residual_multiplier;
+    const float *const *hw = m->hyb->p[l];
+    tn_rmsnorm_forward(s->xn, rstd, s->x, v->norm1, n, H, eps, 0);
+    if (sp->layer_kind[l] == TN_LAYER_MAMBA) {
+        int di = b->di, Cc = b->Cc, W = b->W, K1 = b->K - 1, GN = b->G * b->N;
+        linear(b->zx, s->xn, v->w[TN_MOD_IN_PROJ], v->bias[TN_MOD_IN_PROJ], n, H, W, lora, l, TN_MOD_IN_PROJ, s->xa);
+        /* the conv over [cached K-1 rows | n new rows]; its first K-1 outputs are not used */
+        float *cache = b->conv_cache + (int64_t)l * K1 * Cc;
+        memcpy(b->win, cache, (size_t)K1 * Cc * sizeof(float));
+        for (int i = 0; i < n; i++) memcpy(b->win + (int64_t)(K1 + i) * Cc, b->zx + (int64_t)i * W + di, (size_t)Cc * sizeof(float));
+        tn_mamba_conv1d_forward(b->xbc, b->win, Cc, hw[TN_HYB_CONV_W], hw[TN_HYB_CONV_B], 1, K1 + n, Cc, b->K);
+        memcpy(cache, b->win + (int64_t)n * Cc, (size_t)K1 * Cc * sizeof(float));
+        const float *xbc = b->xbc + (int64_t)K1 * Cc;
+        tn_mamba_dt_forward(b->dt, b->zx + di + Cc, W, hw[TN_HYB_DT_BIAS], n, b->nh, 0.0f, INFINITY);
+        float *state = b->ssm + (int64_t)l * b->nh * b->P * b->N;
+        tn_mamba_scan_forward(b->y, state, xbc, Cc, b->dt, hw[TN_HYB_A_LOG], xbc + di, xbc + di + GN, Cc, hw[TN_HYB_D], state, 1, n, b->nh,
+                              b->P, b->G, b->N, TN_MAMBA_CHUNK);
+        tn_mamba_gated_norm_forward(b->yn, rstd, b->y, b->zx, W, hw[TN_HYB_NORM], n, di, di, eps);
+        linear(s->o, b->yn, v->w[TN_MOD_OUT_PROJ], v->bias[TN_MOD_OUT_PROJ], n, di, H, lora, l, TN_MOD_OUT_PROJ, s->xa);
+    } else {
+        linear(s->q, s->xn, v->w[TN_MOD_Q], v->bias[TN_MOD_Q], n, H, Q, lora, l, TN_MOD_Q, s->xa);
+        linear(s->kk, s->xn, v->w[TN_MOD_K], v->bias[TN_MOD_K], n, H, KV, lora, l, TN_MOD_K, s->xa);
+        linear(s->vv, s->xn, v->w[TN_MOD_V], v->bias[TN_MOD_V], n, H, KV, lora, l, TN_MOD_V, s->xa);
+        if (sp->rope != TN_ROPE_NONE) {
+            int32_t pos[CHUNK];
+            for (int i = 0; i < n; i++) pos[i] = s->pos + i;
+            tn_rope_forward(s->q, &m->rope, pos, n, (int)sp->n_heads, (int)sp->head_dim);
+            tn_rope_forward(s->kk, &m->rope, pos, n, (int)sp->n_kv_heads, (int)sp->head_dim);
+        }
+        float *Kc = s->k + (int64_t)l * s->max_ctx * KV, *Vc = s->v + (int64_t)l * s->max_ctx * KV;
+        memcpy(Kc + (int64_t)s->pos * KV, s->kk, (size_t)n * KV * sizeof(float));
+        memcpy(Vc + (int64_t)s->pos * KV, s->vv, (size_t)n * KV * sizeof(float));
+        attend(s, sp, l, s->pos, n);
+        linear(s->o, s->att, v->w[TN_MOD_O], v->bias[TN_MOD_O], n, Q, H, lora, l, TN_MOD_O, s->xa);
+    }
+    for (int64_t i = 0; i < (int64_t)n * H; i++) s->x[i] += rm * s->o[i];
+    tn_rmsnorm_forward(s->xn, rstd, s->x, v->norm2, n, H, eps, 0);
+    int Fs = b->Fs;
+    linear(b->gu, s->xn, v->w[TN_MOD_INPUT_LINEAR], v->bias[TN_MOD_INPUT_LINEAR], n, H, 2 * Fs, lora, l, TN_MOD_INPUT_LINEAR, s->xa);
+    for (int i = 0; i < n; i++) tn_swiglu_forward(b->hs + (int64_t)i * Fs, b->gu + (int64_t)i * 2 * Fs, b->gu + (int64_t)i * 2 * Fs + Fs, Fs);
+    linear(s->o, b->hs, v->w[TN_MOD_OUTPUT_LINEAR], v->bias[TN_MOD_OUTPUT_LINEAR], n, Fs, H, lora, l, TN_MOD_OUTPUT_LINEAR, s->xa);
+    if (b->E > 0) {
+        int E = b->E, k = b->k, FE = b->FE;
+        tn_matmul_forward(b->router, s->xn, hw[TN_HYB_ROUTER], NULL, n, H, E, 0);
+        for (int i = 0; i < n; i++) {
+            const float *r = b->router + (int64_t)i * E;
+            int idx[256];
+            float w[256], mx, sum = 0;
+            unsigned char used[256] = {0};
+            for (int j = 0; j < k && j < 256; j++) {
+                int best = -1;
+                for (int e = 0; e < E && e < 256; e++)
+                    if (!used[e] && (best < 0 || r[e] > r[best])) best = e;
+                used[best] = 1, idx[j] = best;
+            }
+            mx = r[idx[0]];
+            for (int j = 0; j < k; j++) sum += (w[j] = expf(r[idx[j]] - mx));
+            for (int j = 0; j < k; j++) {
+                int e = idx[j];
+                tn_matmul_forward(b->egu, s->xn + (int64_t)i * H, hw[TN_HYB_EXP_IN] + (int64_t)e * 2 * FE * H, NULL, 1, H, 2 * FE, 0);
+                tn_swiglu_forward(b->eh, b->egu, b->egu + FE, FE);
+                tn_matmul_forward(b->eo, b->eh, hw[TN_HYB_EXP_OUT] + (int64_t)e * H * FE, NULL, 1, FE, H, 0);
+                float wj = w[j] / sum, *o = s->o + (int64_t)i * H;
+                for (int c = 0; c < H; c++) o[c] += wj * b->eo[c];
+            }
+        }
+    }
+    for (int64_t i = 0; i < (int64_t)n * H; i++) s->x[i] += rm * s->o[i];
+}
+
 static int forward_chunk(tn_infer *s, tn_model *m, const tn_lora *lora, const int32_t *tokens, int n) {
     const tn_spec *sp = &m->spec;
     int H = (int)sp->hidden, Q = (int)(sp->n_heads * sp->head_dim), KV = (int)(sp->n_kv_heads * sp->head_dim), F = (int)sp->intermediate;
@@ -115,9 +237,19 @@ static int forward_chunk(tn_infer *s, tn_model *m, const tn_lora *lora, const in
     for (int i = 0; i < n; i++) pos[i] = s->pos + i;
     tn_embedding_forward(s->x, m->embed_view, tokens, n, H, m->embed_scale);
     float rstd[CHUNK];
+    hyb_bufs hb;
+    if (sp->family->hybrid) {
+        hyb_carve(s, sp, &hb);
+        if (s->pos == 0) /* a new sequence: no recurrent state yet */
+            memset(hb.conv_cache, 0, (size_t)(hb.ssm - hb.conv_cache + L * (int64_t)hb.nh * hb.P * hb.N) * sizeof(float));
+    }
     for (int l = 0; l < L; l++) {
         tn_layer_view v;
         if (tn_model_layer_view(m, l, &v) != 0) return -1;
+        if (sp->family->hybrid) {
+            hybrid_layer(s, m, lora, &v, &hb, l, n, rstd);
+            continue;
+        }
         tn_rmsnorm_forward(s->xn, rstd, s->x, v.norm1, n, H, eps, one_plus);
         linear(s->q, s->xn, v.w[TN_MOD_Q], v.bias[TN_MOD_Q], n, H, Q, lora, l, TN_MOD_Q, s->xa);
         linear(s->kk, s->xn, v.w[TN_MOD_K], v.bias[TN_MOD_K], n, H, KV, lora, l, TN_MOD_K, s->xa);

@@ -68,8 +68,8 @@ static void check_family(const char *fam, int with_lora) {
 }
 
 static void test_cache_equals_training_forward(void **state) {
-    const char *fams[] = {"llama", "mistral", "qwen2", "gemma2", "granite"};
-    for (int i = 0; i < 5; i++) {
+    const char *fams[] = {"llama", "mistral", "qwen2", "gemma2", "granite", "granitehybrid", "granitehybrid-moe"};
+    for (size_t i = 0; i < sizeof fams / sizeof *fams; i++) {
         check_family(fams[i], 0);
         check_family(fams[i], 1);
     }
