@@ -16,6 +16,21 @@ DEMO    := $(sort $(wildcard src/demo/*.json src/demo/*.jsonl))
 REL_OBJS  := $(patsubst %.c,build/release/%.o,$(LIBSRCS)) build/release/gen/presets_data.o build/release/gen/demo_data.o
 TEST_OBJS := $(patsubst %.c,build/test/%.o,$(LIBSRCS)) build/test/gen/presets_data.o build/test/gen/demo_data.o
 
+# `make CUDA=1`: the CUDA backend (src/nn/cuda/*.cu, nn/backend.h) built for
+# sm_90 (Hopper) and linked into tune with cudart and cuBLASLt; docs/cuda.md.
+# Without it nothing needs nvcc or a GPU.
+NVCC      ?= nvcc
+CUDA_HOME ?= /usr/local/cuda
+NVCCFLAGS ?= -O2 -g -std=c++17 -arch=sm_90 -Xcompiler -Wall,-Wextra,-Wno-unused-parameter
+CU_SRCS   := $(sort $(wildcard src/nn/cuda/*.cu))
+CU_OBJS   := $(patsubst %.cu,build/cuda/%.o,$(CU_SRCS))
+CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcudart -lstdc++
+ifeq ($(CUDA),1)
+REL_OBJS  += $(CU_OBJS)
+LIBS      += $(CUDA_LIBS)
+CPPFLAGS  += -DTN_CUDA
+endif
+
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(patsubst tests/unit/%.c,build/test/unit/%,$(UNIT_SRCS))
@@ -96,3 +111,22 @@ build/release/bench/train_bench: bench/train_bench.c $(REL_OBJS)
 .PHONY: bench-train
 bench-train: build/release/bench/train_bench
 	build/release/bench/train_bench $(MODEL) 512 1 3
+
+# The CUDA objects (needs nvcc, not a GPU). `make cuda-objs` compiles them alone.
+build/cuda/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) -Isrc $(NVCCFLAGS) -MMD -MP -c -o $@ $<
+
+.PHONY: cuda-objs check-gpu
+cuda-objs: $(CU_OBJS)
+
+# `make check-gpu` (on the GPU machine): every CUDA operation against the CPU
+# reference (tests/gpu/check_gpu.c), linked with the operations alone so it
+# needs only OpenBLAS and the CUDA libraries.
+CHECK_GPU_OBJS := $(filter build/release/src/nn/cpu/%,$(REL_OBJS)) build/release/src/util/rng.o build/release/src/util/error.o build/release/src/train/optim.o
+build/release/tests/gpu/check_gpu: tests/gpu/check_gpu.c $(CHECK_GPU_OBJS) $(CU_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(OMP) -o $@ $< $(CHECK_GPU_OBJS) $(CU_OBJS) -lopenblas -lm $(CUDA_LIBS)
+
+check-gpu: build/release/tests/gpu/check_gpu
+	build/release/tests/gpu/check_gpu

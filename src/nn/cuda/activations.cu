@@ -1,0 +1,101 @@
+/* activations.cu - the gated MLP activations (SwiGLU, GeGLU with tanh GELU)
+ * and the soft-cap, elementwise (nn/cpu/activations_impl.h is the reference). */
+#include "nn/cuda/common.cuh"
+
+#define GELU_K 0.7978845608028654f /* √(2/π) */
+#define GELU_C 0.044715f
+
+__device__ __forceinline__ float sigmoidf_(float x) { return 1.f / (1.f + expf(-x)); }
+/* ½(1 + tanh a) = σ(2a), a = √(2/π)(g + 0.044715 g³) */
+__device__ __forceinline__ float gelu_sigma(float g) { return sigmoidf_(2.f * GELU_K * (g + GELU_C * g * g * g)); }
+
+/* h = act(g)·u: swiglu act = g·σ(g), geglu act = g·σ(2a). */
+template <typename T, int GELU>
+__global__ void glu_forward_kernel(T *h, const T *g, const T *u, int64_t n) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float x = ldf(g, i);
+    float s = GELU ? gelu_sigma(x) : sigmoidf_(x);
+    stf(h, i, x * s * ldf(u, i));
+}
+
+/* dg += dh·u·act'(g), du += dh·act(g); silu' = σ(1 + g(1 − σ)), gelu' = σ + 2gσ(1 − σ)·√(2/π)(1 + 3·0.044715g²). */
+template <typename T, int GELU>
+__global__ void glu_backward_kernel(T *dg, T *du, const T *dh, const T *g, const T *u, int64_t n) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float x = ldf(g, i), d = ldf(dh, i);
+    float s = GELU ? gelu_sigma(x) : sigmoidf_(x);
+    if (dg) {
+        float dact = GELU ? s + 2.f * x * s * (1.f - s) * GELU_K * (1.f + 3.f * GELU_C * x * x)
+                          : s * (1.f + x * (1.f - s));
+        stf(dg, i, ldf(dg, i) + d * ldf(u, i) * dact);
+    }
+    if (du) stf(du, i, ldf(du, i) + d * x * s);
+}
+
+/* y = c·tanh(x/c) */
+template <typename T>
+__global__ void softcap_forward_kernel(T *y, const T *x, float c, int64_t n) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) stf(y, i, c * tanhf(ldf(x, i) / c));
+}
+
+/* dx += dy·(1 − (y/c)²) */
+template <typename T>
+__global__ void softcap_backward_kernel(T *dx, const T *dy, const T *y, float c, int64_t n) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float r = ldf(y, i) / c;
+    stf(dx, i, ldf(dx, i) + ldf(dy, i) * (1.f - r * r));
+}
+
+template <int GELU>
+static int glu_forward(tn_cuda *c, void *h, const void *g, const void *u, tn_dtype dt, int64_t n) {
+    if (n <= 0) return 0;
+    DISPATCH_DT(dt, glu_forward_kernel<T, GELU><<<blocks_for(n, 256), 256, 0, c->stream>>>((T *)h, (const T *)g,
+                                                                                            (const T *)u, n));
+    LAUNCH_CHECK();
+    return 0;
+}
+
+template <int GELU>
+static int glu_backward(tn_cuda *c, void *dg, void *du, const void *dh, const void *g, const void *u, tn_dtype dt,
+                        int64_t n) {
+    if (n <= 0 || (!dg && !du)) return 0;
+    DISPATCH_DT(dt, glu_backward_kernel<T, GELU><<<blocks_for(n, 256), 256, 0, c->stream>>>(
+                        (T *)dg, (T *)du, (const T *)dh, (const T *)g, (const T *)u, n));
+    LAUNCH_CHECK();
+    return 0;
+}
+
+extern "C" int tn_cuda_swiglu_forward(tn_cuda *c, void *h, const void *g, const void *u, tn_dtype dt, int64_t n) {
+    return glu_forward<0>(c, h, g, u, dt, n);
+}
+extern "C" int tn_cuda_swiglu_backward(tn_cuda *c, void *dg, void *du, const void *dh, const void *g, const void *u,
+                                       tn_dtype dt, int64_t n) {
+    return glu_backward<0>(c, dg, du, dh, g, u, dt, n);
+}
+extern "C" int tn_cuda_geglu_forward(tn_cuda *c, void *h, const void *g, const void *u, tn_dtype dt, int64_t n) {
+    return glu_forward<1>(c, h, g, u, dt, n);
+}
+extern "C" int tn_cuda_geglu_backward(tn_cuda *c, void *dg, void *du, const void *dh, const void *g, const void *u,
+                                      tn_dtype dt, int64_t n) {
+    return glu_backward<1>(c, dg, du, dh, g, u, dt, n);
+}
+
+extern "C" int tn_cuda_softcap_forward(tn_cuda *c, void *y, const void *x, tn_dtype dt, float cap, int64_t n) {
+    if (n <= 0) return 0;
+    DISPATCH_DT(dt, softcap_forward_kernel<T><<<blocks_for(n, 256), 256, 0, c->stream>>>((T *)y, (const T *)x, cap,
+                                                                                          n));
+    LAUNCH_CHECK();
+    return 0;
+}
+extern "C" int tn_cuda_softcap_backward(tn_cuda *c, void *dx, const void *dy, const void *y, tn_dtype dt, float cap,
+                                        int64_t n) {
+    if (n <= 0) return 0;
+    DISPATCH_DT(dt, softcap_backward_kernel<T><<<blocks_for(n, 256), 256, 0, c->stream>>>(
+                        (T *)dx, (const T *)dy, (const T *)y, cap, n));
+    LAUNCH_CHECK();
+    return 0;
+}

@@ -1,0 +1,92 @@
+/* matmul.cu - matrix products through cuBLASLt (as llm.c's matmul.cuh).
+ *
+ * Our tensors are row-major; cuBLASLt is column-major, where a row-major
+ * [r, c] buffer reads as its transpose [c, r]. So each product is issued on
+ * the transposes:
+ *
+ *     y  = x·Wᵀ   [T,out]  ->  yᵀ [out,T]  = W(col-major [in,out], transposed) · xᵀ [in,T]
+ *     dx += dy·W  [T,in]   ->  dxᵀ [in,T]  = Wᵀ [in,out] · dyᵀ [out,T]
+ *     dw += dyᵀ·x [out,in] ->  dwᵀ [in,out] = xᵀ [in,T] · (dyᵀ [out,T])ᵀ
+ *
+ * Accumulation is beta = 1 with C = D. Compute is fp32 (CUBLAS_COMPUTE_32F:
+ * true fp32 for fp32 operands, fp32 accumulation for bf16 operands). */
+#include "nn/cuda/common.cuh"
+
+static cudaDataType_t cuda_type(tn_dtype dt) { return dt == TN_BF16 ? CUDA_R_16BF : CUDA_R_32F; }
+
+/* D[m,n] = alpha·op(A)·op(B) + beta·C (column-major; C = D), with an optional fp32 bias added per row of D. */
+static int lt_matmul(tn_cuda *c, void *d, tn_dtype d_dt, const void *a, const void *b, tn_dtype ab_dt, int m,
+                     int n, int k, int trans_a, int trans_b, int lda, int ldb, int ldd, float beta,
+                     const float *bias) {
+    cublasLtMatmulDesc_t op = NULL;
+    cublasLtMatrixLayout_t la = NULL, lb = NULL, ld = NULL;
+    cublasLtMatmulPreference_t pref = NULL;
+    cublasOperation_t ta = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, tb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cudaDataType_t abt = cuda_type(ab_dt), dtt = cuda_type(d_dt);
+    float alpha = 1.f;
+    int rc = -1, found = 0;
+    cublasLtMatmulHeuristicResult_t heur;
+    cublasStatus_t s;
+#define LT(call)                                                                                              \
+    do {                                                                                                      \
+        s = (call);                                                                                           \
+        if (s != CUBLAS_STATUS_SUCCESS) {                                                                     \
+            tn_fail("%s:%d: %s: cuBLAS status %d (m=%d n=%d k=%d)", __FILE__, __LINE__, #call, (int)s, m, n, k); \
+            goto done;                                                                                        \
+        }                                                                                                     \
+    } while (0)
+    LT(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+    LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+    if (bias) {
+        cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+        cudaDataType_t bias_t = CUDA_R_32F;
+        LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
+        LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
+        LT(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_t, sizeof bias_t));
+    }
+    LT(cublasLtMatrixLayoutCreate(&la, abt, trans_a ? k : m, trans_a ? m : k, lda));
+    LT(cublasLtMatrixLayoutCreate(&lb, abt, trans_b ? n : k, trans_b ? k : n, ldb));
+    LT(cublasLtMatrixLayoutCreate(&ld, dtt, m, n, ldd));
+    LT(cublasLtMatmulPreferenceCreate(&pref));
+    LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &c->workspace_bytes,
+                                            sizeof c->workspace_bytes));
+    LT(cublasLtMatmulAlgoGetHeuristic(c->lt, op, la, lb, ld, ld, pref, 1, &heur, &found));
+    if (found == 0) {
+        tn_fail("cuBLASLt has no algorithm for m=%d n=%d k=%d (types %d x %d)", m, n, k, (int)ab_dt, (int)d_dt);
+        goto done;
+    }
+    LT(cublasLtMatmul(c->lt, op, &alpha, a, la, b, lb, &beta, d, ld, d, ld, &heur.algo, c->workspace,
+                      c->workspace_bytes, c->stream));
+    rc = 0;
+#undef LT
+done:
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    if (ld) cublasLtMatrixLayoutDestroy(ld);
+    if (lb) cublasLtMatrixLayoutDestroy(lb);
+    if (la) cublasLtMatrixLayoutDestroy(la);
+    if (op) cublasLtMatmulDescDestroy(op);
+    return rc;
+}
+
+static int check_types(tn_dtype out_dt, tn_dtype in_dt) {
+    if (in_dt == TN_F32 && out_dt != TN_F32) return tn_fail("matmul: fp32 operands need an fp32 result");
+    return 0;
+}
+
+extern "C" int tn_cuda_matmul_forward(tn_cuda *c, void *y, tn_dtype out_dt, const void *x, const void *w,
+                                      tn_dtype in_dt, const float *bias, int T, int in, int out, int accumulate) {
+    if (check_types(out_dt, in_dt)) return -1;
+    if (bias && out_dt != TN_F32) return tn_fail("matmul: a bias needs an fp32 result (for now)");
+    if (T <= 0 || out <= 0) return 0;
+    return lt_matmul(c, y, out_dt, w, x, in_dt, out, T, in, 1, 0, in, in, out, accumulate ? 1.f : 0.f, bias);
+}
+
+extern "C" int tn_cuda_matmul_backward(tn_cuda *c, void *dx, void *dw, tn_dtype out_dt, const void *dy,
+                                       const void *x, const void *w, tn_dtype in_dt, int T, int in, int out) {
+    if (check_types(out_dt, in_dt)) return -1;
+    if (T <= 0) return 0;
+    if (dx && lt_matmul(c, dx, out_dt, w, dy, in_dt, in, T, out, 0, 0, in, out, in, 1.f, NULL)) return -1;
+    if (dw && lt_matmul(c, dw, out_dt, x, dy, in_dt, in, out, T, 0, 1, in, out, in, 1.f, NULL)) return -1;
+    return 0;
+}
