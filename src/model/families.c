@@ -247,7 +247,6 @@ static const tn_family granitemoehybrid = {
         [TN_STAGE_FULL] = "needs the weight gradients of the Mamba2 tensors, experts and router, not in this build yet",
         [TN_STAGE_FUSE] = "fuse to an HF folder is not implemented in this build yet",
         [TN_STAGE_GGUF] = "needs the granitehybrid GGUF writer (ssm.* keys, Mamba2 tensor transforms), not in this build yet",
-        [TN_STAGE_GENERATE] = "needs the Mamba2 layers with a cached recurrent state, not in this build yet",
     },
 };
 
