@@ -243,27 +243,15 @@ static int sort_kv(tt_ctx *c, uint32_t pos, kv *v, size_t n, int reverse) {
     return merge_sort(c, pos, v, tmp, n, reverse);
 }
 
-/* HTML escaping as markupsafe does it */
-static int html_escape(tt_ctx *c, tv v, tv *out) {
+/* markupsafe's escape (|e) and forceescape */
+static int html_escape(tt_ctx *c, tv v, int force, tv *out) {
     tv_str *s;
     if (tv_to_str(c, v, &s)) return -1;
-    tt_buf b = {0};
-    int rc = 0;
-    for (size_t i = 0; i < s->len && !rc; i++) {
-        switch (s->s[i]) {
-        case '&': rc = tt_buf_puts(&b, "&amp;"); break;
-        case '<': rc = tt_buf_puts(&b, "&lt;"); break;
-        case '>': rc = tt_buf_puts(&b, "&gt;"); break;
-        case '"': rc = tt_buf_puts(&b, "&#34;"); break;
-        case '\'': rc = tt_buf_puts(&b, "&#39;"); break;
-        default: rc = tt_buf_putc(&b, s->s[i]);
-        }
-    }
-    if (rc) {
-        tt_buf_free(&b);
-        return -1;
-    }
-    return buf_to_str(c, &b, out);
+    if (force && s->markup && !(s = tt_str_new(c->a, s->s, s->len))) return -1;
+    if (!(s = tt_escape(c->a, s))) return -1;
+    out->type = TV_STR;
+    out->s = s;
+    return 0;
 }
 
 /* str.splitlines() boundaries: returns the length of the line break at i, or 0 */
@@ -713,6 +701,8 @@ static int f_replace(tt_ctx *c, uint32_t pos, tv in, tt_args *a, tv *out) {
     BIND("replace", 2, "old", "new", "count");
     tv_str *s, *old, *nw;
     if (tv_to_str(c, in, &s) || tv_to_str(c, arg[0], &old) || tv_to_str(c, arg[1], &nw)) return -1;
+    /* do_replace works on str(s): a Markup comes out plain */
+    if (s->markup && !(s = tt_str_new(c->a, s->s, s->len))) return -1;
     tt_args m = {0};
     tv mv[3];
     mv[0].type = TV_STR;
@@ -1037,12 +1027,13 @@ int tt_call_filter(tt_ctx *c, uint32_t pos, int id, tv in, tt_args *a, tv *out) 
     case F_SAFE: {
         tv_str *s;
         if (tv_to_str(c, in, &s)) return -1;
+        if (id == F_SAFE && !(s = tt_markup(c->a, s))) return -1;
         out->type = TV_STR;
         out->s = s;
         return 0;
     }
     case F_ESCAPE:
-    case F_FORCEESCAPE: return html_escape(c, in, out);
+    case F_FORCEESCAPE: return html_escape(c, in, id == F_FORCEESCAPE, out);
     case F_JOIN: return f_join(c, pos, in, a, out);
     case F_FIRST: return f_first_last(c, pos, in, 0, out);
     case F_LAST: return f_first_last(c, pos, in, 1, out);

@@ -295,6 +295,7 @@ static int repeat(tt_ctx *c, uint32_t pos, tv seq, int64_t k, tv *out) {
                 return -1;
             }
         int rc = tv_str_make(c->a, b.p ? b.p : "", b.n, out);
+        if (!rc) out->s->markup = seq.s->markup;
         tt_buf_free(&b);
         return rc;
     }
@@ -412,8 +413,15 @@ int tt_binop(tt_ctx *c, uint32_t pos, int op, tv l, tv r, tv *out) {
     }
     if (op == TK_ADD) {
         if (l.type == TV_STR && r.type == TV_STR) {
+            /* Markup + str escapes the str, and so does str + Markup */
+            int markup = l.s->markup || r.s->markup;
+            tv_str *ls = markup ? tt_escape(c->a, l.s) : l.s, *rs = markup ? tt_escape(c->a, r.s) : r.s;
+            if (!ls || !rs) return -1;
+            l.s = ls;
+            r.s = rs;
             tv_str *s = tt_alloc(c->a, sizeof(tv_str) + l.s->len + r.s->len + 1);
             if (!s) return -1;
+            s->markup = (uint8_t)markup;
             s->len = l.s->len + r.s->len;
             s->ncp = l.s->ncp + r.s->ncp;
             memcpy(s->s, l.s->s, l.s->len);

@@ -108,9 +108,10 @@ typedef struct tv {
 } tv;
 
 struct tv_str {
-    size_t len;   /* bytes */
-    size_t ncp;   /* code points (Python's len) */
-    char s[];     /* UTF-8, NUL-terminated */
+    size_t len;     /* bytes */
+    size_t ncp;     /* code points (Python's len) */
+    uint8_t markup; /* markupsafe's Markup (from |safe, |e): + and % escape the other side */
+    char s[];       /* UTF-8, NUL-terminated */
 };
 
 struct tv_list {
@@ -369,6 +370,10 @@ tv tv_float(double f);
 tv tv_none(void);
 tv_str *tt_str_new(tt_arena *a, const char *s, size_t n);
 int tv_str_make(tt_arena *a, const char *s, size_t n, tv *out);
+/* Markup(s): s itself when it is one already, else a marked copy */
+tv_str *tt_markup(tt_arena *a, tv_str *s);
+/* markupsafe.escape(s) for a string: s when Markup, else HTML-escaped Markup */
+tv_str *tt_escape(tt_arena *a, tv_str *s);
 tv_list *tt_list_new(tt_arena *a, size_t cap);
 int tt_list_push(tt_arena *a, tv_list *l, tv v);
 tv_dict *tt_dict_new(tt_arena *a, size_t cap);

@@ -1115,8 +1115,16 @@ int tt_percent_format(tt_ctx *c, uint32_t pos, tv_str *fmt, tv args, tv *out) {
         tt_buf body = {0};
         const char *signs = "";
         if (conv == 's' || conv == 'r' || conv == 'a') {
-            if (v.type == TV_UNDEF && conv == 's') rc = 0;
             rc = conv == 's' ? tv_str_append(&body, v) : tv_repr_append(&body, v);
+            if (!rc && fmt->markup && !(conv == 's' && v.type == TV_STR && v.s->markup)) {
+                /* Markup % x: x's text escaped */
+                tv_str *t = tt_str_new(c->a, body.p ? body.p : "", body.n), *e = t ? tt_escape(c->a, t) : NULL;
+                if (!e) rc = -1;
+                else {
+                    body.n = 0;
+                    rc = tt_buf_put(&body, e->s, e->len);
+                }
+            }
             if (!rc && prec >= 0) {
                 tv_str *t = tt_str_new(c->a, body.p ? body.p : "", body.n);
                 if (!t) rc = -1;
@@ -1211,7 +1219,9 @@ int tt_percent_format(tt_ctx *c, uint32_t pos, tv_str *fmt, tv args, tv *out) {
         tt_buf_free(&b);
         return -1;
     }
-    return str_out(c, &b, out);
+    if (str_out(c, &b, out)) return -1;
+    out->s->markup = fmt->markup;
+    return 0;
 }
 
 /* ---------------------------------------------------------- dispatch */
@@ -1241,7 +1251,62 @@ static int view(tt_ctx *c, tv_dict *d, int kind, tv *out) {
     return 0;
 }
 
+static int str_method(tt_ctx *c, uint32_t pos, tv_func *f, tt_args *a, tv *out);
+
+/* Markup's methods (markupsafe): most escape their string arguments and
+ * return Markup; split & co. return lists of Markup; join escapes the items. */
+static int markup_method(tt_ctx *c, uint32_t pos, tv_func *f, tt_args *a, tv *out) {
+    int id = f->id - TF_METHOD_BASE;
+    int wrapped = id == M_CAPITALIZE || id == M_TITLE || id == M_LOWER || id == M_UPPER || id == M_REPLACE ||
+                  id == M_LJUST || id == M_RJUST || id == M_LSTRIP || id == M_RSTRIP || id == M_CENTER ||
+                  id == M_STRIP || id == M_SWAPCASE || id == M_ZFILL || id == M_PARTITION || id == M_RPARTITION;
+    tt_args e = *a;
+    if (wrapped || id == M_JOIN) {
+        size_t n = a->n + a->nkw;
+        tv *v = tt_alloc(c->a, (n ? n : 1) * sizeof *v);
+        if (!v) return -1;
+        for (size_t i = 0; i < a->n; i++) v[i] = a->v[i];
+        for (size_t i = 0; i < a->nkw; i++) v[a->n + i] = a->kwv[i];
+        for (size_t i = 0; i < n && wrapped; i++)
+            if (v[i].type == TV_STR && !(v[i].s = tt_escape(c->a, v[i].s))) return -1;
+        if (id == M_JOIN && a->n == 1) {
+            tv_list *l, *esc;
+            if (tv_iterate(c, pos, a->v[0], &l) || !(esc = tt_list_new(c->a, l->n))) return -1;
+            for (size_t i = 0; i < l->n; i++) {
+                tv x = l->v[i];
+                if (x.type == TV_STR) {
+                    if (!(x.s = tt_escape(c->a, x.s))) return -1;
+                } else if (x.type != TV_UNDEF) {
+                    tv_str *t;
+                    if (tv_to_str(c, x, &t) || !(t = tt_escape(c->a, t))) return -1;
+                    x.type = TV_STR;
+                    x.s = t;
+                }
+                esc->v[esc->n++] = x;
+            }
+            v[0].type = TV_LIST;
+            v[0].l = esc;
+        }
+        e.v = v;
+        e.kwv = v + a->n;
+    }
+    if (str_method(c, pos, f, &e, out)) return -1;
+    int items = id == M_SPLIT || id == M_RSPLIT || id == M_SPLITLINES || id == M_PARTITION || id == M_RPARTITION;
+    if (items && (out->type == TV_LIST || out->type == TV_TUPLE)) {
+        for (size_t i = 0; i < out->l->n; i++)
+            if (out->l->v[i].type == TV_STR && !(out->l->v[i].s = tt_markup(c->a, out->l->v[i].s))) return -1;
+    } else if ((wrapped || id == M_JOIN || id == M_FORMAT) && out->type == TV_STR) {
+        if (!(out->s = tt_markup(c->a, out->s))) return -1;
+    }
+    return 0;
+}
+
 int tt_method_call(tt_ctx *c, uint32_t pos, tv_func *f, tt_args *a, tv *out) {
+    if (f->self.type == TV_STR && f->self.s->markup) return markup_method(c, pos, f, a, out);
+    return str_method(c, pos, f, a, out);
+}
+
+static int str_method(tt_ctx *c, uint32_t pos, tv_func *f, tt_args *a, tv *out) {
     int id = f->id - TF_METHOD_BASE;
     tv self = f->self;
     if (self.type == TV_DICT) {

@@ -281,6 +281,34 @@ tv_str *tt_str_new(tt_arena *a, const char *s, size_t n) {
     if (n) memcpy(r->s, s, n);
     r->s[n] = 0;
     r->ncp = tt_utf8_count(s, n);
+    r->markup = 0;
+    return r;
+}
+
+tv_str *tt_markup(tt_arena *a, tv_str *s) {
+    if (s->markup) return s;
+    tv_str *r = tt_str_new(a, s->s, s->len);
+    if (r) r->markup = 1;
+    return r;
+}
+
+tv_str *tt_escape(tt_arena *a, tv_str *s) {
+    if (s->markup) return s;
+    tt_buf b = {0};
+    int rc = 0;
+    for (size_t i = 0; i < s->len && !rc; i++) {
+        switch (s->s[i]) {
+        case '&': rc = tt_buf_puts(&b, "&amp;"); break;
+        case '<': rc = tt_buf_puts(&b, "&lt;"); break;
+        case '>': rc = tt_buf_puts(&b, "&gt;"); break;
+        case '"': rc = tt_buf_puts(&b, "&#34;"); break;
+        case '\'': rc = tt_buf_puts(&b, "&#39;"); break;
+        default: rc = tt_buf_putc(&b, s->s[i]);
+        }
+    }
+    tv_str *r = rc ? NULL : tt_str_new(a, b.p ? b.p : "", b.n);
+    tt_buf_free(&b);
+    if (r) r->markup = 1;
     return r;
 }
 
@@ -665,7 +693,10 @@ static int append_any(tt_buf *b, tv v, int repr) {
     case TV_BOOL: return tt_buf_puts(b, v.b ? "True" : "False");
     case TV_INT: return tt_buf_printf(b, "%" PRId64, v.i);
     case TV_FLOAT: tt_fmt_float(v.f, num); return tt_buf_puts(b, num);
-    case TV_STR: return repr ? repr_str(b, v.s) : tt_buf_put(b, v.s->s, v.s->len);
+    case TV_STR:
+        if (!repr) return tt_buf_put(b, v.s->s, v.s->len);
+        if (v.s->markup) return tt_buf_puts(b, "Markup(") || repr_str(b, v.s) || tt_buf_putc(b, ')');
+        return repr_str(b, v.s);
     case TV_LIST: return append_seq(b, v.l, "[", "]", 0);
     case TV_TUPLE: return append_seq(b, v.l, "(", ")", 1);
     case TV_DICT: return append_dict(b, v.d);
@@ -953,7 +984,9 @@ int tt_getitem(tt_ctx *c, uint32_t pos, tv obj, tv key, tv *out) {
             }
             size_t off = tt_utf8_offset(obj.s, (size_t)at), k;
             tt_utf8_next(obj.s->s + off, obj.s->len - off, &k);
-            return tv_str_make(c->a, obj.s->s + off, k, out);
+            if (tv_str_make(c->a, obj.s->s + off, k, out)) return -1;
+            out->s->markup = obj.s->markup;
+            return 0;
         }
         break;
     case TV_ITER:
@@ -1048,12 +1081,13 @@ int tt_slice(tt_ctx *c, uint32_t pos, tv obj, tv start, tv stop, tv step, tv *ou
         out->l = l;
         return 0;
     }
-    /* strings: by code point */
+    /* strings: by code point (a Markup's slices are Markup) */
     const tv_str *s = obj.s;
     if (st == 1) {
-        if (b <= a) return tv_str_make(c->a, "", 0, out);
-        size_t o0 = tt_utf8_offset(s, (size_t)a), o1 = tt_utf8_offset(s, (size_t)b);
-        return tv_str_make(c->a, s->s + o0, o1 - o0, out);
+        size_t o0 = b <= a ? 0 : tt_utf8_offset(s, (size_t)a), o1 = b <= a ? 0 : tt_utf8_offset(s, (size_t)b);
+        if (tv_str_make(c->a, s->s + o0, o1 - o0, out)) return -1;
+        out->s->markup = s->markup;
+        return 0;
     }
     size_t *offs = malloc((s->ncp + 1) * sizeof *offs);
     if (!offs) return tn_fail("out of memory slicing a string");
@@ -1067,6 +1101,7 @@ int tt_slice(tt_ctx *c, uint32_t pos, tv obj, tv start, tv stop, tv step, tv *ou
         if ((rc = tt_buf_put(&bb, s->s + offs[i], offs[i + 1] - offs[i]))) break;
     free(offs);
     if (!rc) rc = tv_str_make(c->a, bb.p ? bb.p : "", bb.n, out);
+    if (!rc) out->s->markup = s->markup;
     tt_buf_free(&bb);
     return rc;
 }

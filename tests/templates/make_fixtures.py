@@ -101,6 +101,16 @@ def main():
     from_llama_cpp(llama, "ibm-granite-granite-4.0.jinja", "granite4.0",
                    {"bos_token": "<|end_of_text|>", "eos_token": "<|end_of_text|>", "pad_token": "<|pad|>",
                     "unk_token": "<|unk|>"})
+    # beyond the families tune trains: templates with features the others lack
+    # (Markup from |safe, {% generation %}, long macro-heavy logic)
+    from_llama_cpp(llama, "meetkai-functionary-medium-v3.1.jinja", "functionary-medium-v3.1", llama3)
+    from_llama_cpp(llama, "openai-gpt-oss-120b.jinja", "gpt-oss-120b",
+                   {"bos_token": "<|startoftext|>", "eos_token": "<|return|>", "pad_token": "<|endoftext|>"})
+    from_llama_cpp(llama, "HuggingFaceTB-SmolLM3-3B.jinja", "smollm3-3b",
+                   {"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|im_end|>"})
+    from_llama_cpp(llama, "deepseek-ai-DeepSeek-R1-Distill-Llama-8B.jinja", "deepseek-r1-distill-llama-8b",
+                   {"bos_token": "<\uff5cbegin\u2581of\u2581sentence\uff5c>",
+                    "eos_token": "<\uff5cend\u2581of\u2581sentence\uff5c>"})
     mistral = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
     # the current (since mid 2024) single template of Mistral-7B-Instruct-v0.3
     v03 = cpp_test_template(llama, "Mistral-Large-Instruct-2407 (mistralai 'v3' template")
