@@ -130,3 +130,9 @@ build/release/tests/gpu/check_gpu: tests/gpu/check_gpu.c $(CHECK_GPU_OBJS) $(CU_
 
 check-gpu: build/release/tests/gpu/check_gpu
 	build/release/tests/gpu/check_gpu
+
+# `make test` also compiles the CUDA objects where nvcc is installed (CI has
+# it; no GPU is needed to compile).
+ifneq ($(shell command -v $(NVCC) 2>/dev/null),)
+test: cuda-objs
+endif

@@ -16,9 +16,11 @@
  *     error (a wrong index or a missing term is ≥ 1e-3).
  *   bf16 storage: inputs are rounded to bf16 on the host first and the CPU
  *     reference runs in fp32 on those same values, so the only difference is
- *     the one rounding of each bf16 output: at most 2^-9 (1.95e-3) relative per
- *     element, so normwise below that; tolerance 3e-3. fp32 outputs from bf16
- *     operands (matmul) keep the fp32 tolerance.
+ *     the one rounding of each bf16 output. bf16 has 8 significant bits: the
+ *     rounding's relative error is at most u = 2^-8 (3.9e-3) per element, so
+ *     at most u normwise (about u/2.4 on random data: 1.4e-3 to 2.4e-3 were
+ *     measured on an H200); tolerance 4e-3, just above the bound. fp32
+ *     outputs from bf16 operands (matmul) keep the fp32 tolerance.
  * A test program: on a CUDA error it prints the message and exits 1. */
 #include <math.h>
 #include <stdio.h>
@@ -33,7 +35,7 @@
 #include "util/rng.h"
 
 #define TOL_F32 1e-5
-#define TOL_BF16 3e-3
+#define TOL_BF16 4e-3
 
 static tn_cuda *ctx;
 static tn_rng rng;
