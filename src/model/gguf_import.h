@@ -36,8 +36,8 @@
 /* 1 when path is a regular file that starts with the GGUF magic. */
 int tn_is_gguf_file(const char *path);
 
-/* Writes out_dir (created; it must not exist or be empty) from the GGUF
- * file: config.json, model.safetensors (F32), tokenizer files. Errors name
+/* Writes into out_dir (created when absent) from the GGUF file:
+ * config.json, model.safetensors (F32), tokenizer files. Errors name
  * the GGUF file (a bad file, an unsupported architecture or type) or the
  * folder (a failed write). */
 int tn_gguf_to_hf(const char *gguf_path, const char *out_dir);
