@@ -24,6 +24,7 @@
 
 #include "export/job.h"
 #include "export/tensor_read.h"
+#include "data/json_span.h"
 #include "io/json.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
@@ -143,26 +144,79 @@ static int fill_fuse(void *ctx, int i, void *buf, uint64_t n_bytes) {
 
 static const char *torch_name(tn_dtype d) { return d == TN_DTYPE_F16 ? "float16" : d == TN_DTYPE_BF16 ? "bfloat16" : "float32"; }
 
+/* config.json as the base has it, edited in the text itself rather than
+ * re-printed: cJSON keeps numbers as doubles, so a re-printed 30.0 would come
+ * back as 30, which transformers' strict config classes refuse for a float
+ * field (Gemma 2's final_logit_softcapping). Edits: the dtype when it changed,
+ * and an MLX "quantization" (or "quantization_config") set to null, since
+ * the fused folder is dense. */
 static int write_config(tn_export_job *j, tn_dtype dtype) {
     char src[8400], dst[8400];
     snprintf(src, sizeof src, "%s/config.json", j->model_dir);
     snprintf(dst, sizeof dst, "%s/config.json", j->tmp_dir);
-    cJSON *c = tn_json_parse_file(src, 64u << 20);
-    if (!c) return -1;
-    cJSON_DeleteItemFromObjectCaseSensitive(c, "quantization");
-    cJSON_DeleteItemFromObjectCaseSensitive(c, "quantization_config");
-    if (dtype != TN_DTYPE_COUNT) {
-        tn_dtype d = dtype;
-        const char *key = cJSON_GetObjectItemCaseSensitive(c, "dtype") && !cJSON_GetObjectItemCaseSensitive(c, "torch_dtype") ? "dtype"
-                                                                                                                            : "torch_dtype";
-        cJSON_DeleteItemFromObjectCaseSensitive(c, key);
-        cJSON_AddStringToObject(c, key, torch_name(d));
+    size_t n = 0;
+    char *text = tn_read_file(src, 64u << 20, &n);
+    if (!text) return -1;
+    cJSON *c = tn_json_parse(text, n, src);
+    if (!c) {
+        free(text);
+        return -1;
     }
-    char *text = cJSON_Print(c);
+    int has_torch_dtype = cJSON_GetObjectItemCaseSensitive(c, "torch_dtype") != NULL;
     cJSON_Delete(c);
-    if (!text) return tn_fail("out of memory");
-    int rc = tn_write_file_atomic(dst, text, strlen(text));
+    struct {
+        tn_span span;
+        const char *with;
+    } edits[3];
+    int ne = 0;
+    tn_span sp;
+    if (!tn_json_member_span(text, n, "quantization", &sp)) edits[ne].span = sp, edits[ne++].with = "null";
+    if (!tn_json_member_span(text, n, "quantization_config", &sp)) edits[ne].span = sp, edits[ne++].with = "null";
+    char quoted[32];
+    const char *dtype_key = has_torch_dtype ? "torch_dtype" : "dtype";
+    if (dtype != TN_DTYPE_COUNT) {
+        snprintf(quoted, sizeof quoted, "\"%s\"", torch_name(dtype));
+        if (!tn_json_member_span(text, n, dtype_key, &sp)) edits[ne].span = sp, edits[ne++].with = quoted;
+    }
+    /* Apply the edits in text order. */
+    for (int a = 0; a < ne; a++)
+        for (int b = a + 1; b < ne; b++)
+            if (edits[b].span.start < edits[a].span.start) {
+                __typeof__(edits[0]) t = edits[a];
+                edits[a] = edits[b], edits[b] = t;
+            }
+    size_t cap = n + 64 * (size_t)(ne + 1) + 64;
+    char *out = tn_malloc(cap, "config.json");
+    if (!out) {
+        free(text);
+        return -1;
+    }
+    size_t o = 0, at = 0;
+    for (int e = 0; e < ne; e++) {
+        memcpy(out + o, text + at, edits[e].span.start - at);
+        o += edits[e].span.start - at;
+        size_t wl = strlen(edits[e].with);
+        memcpy(out + o, edits[e].with, wl);
+        o += wl;
+        at = edits[e].span.start + edits[e].span.len;
+    }
+    memcpy(out + o, text + at, n - at);
+    o += n - at;
+    /* A dtype that the base did not name at all is added before the last brace. */
+    if (dtype != TN_DTYPE_COUNT && tn_json_member_span(text, n, dtype_key, &sp) == 1) {
+        size_t close = o;
+        while (close > 0 && out[close - 1] != '}') close--;
+        if (close > 0) {
+            char add[96];
+            int al = snprintf(add, sizeof add, ",\n  \"torch_dtype\": \"%s\"\n}", torch_name(dtype));
+            o = close - 1;
+            memcpy(out + o, add, (size_t)al);
+            o += (size_t)al;
+        }
+    }
     free(text);
+    int rc = tn_write_file_atomic(dst, out, o);
+    free(out);
     return rc;
 }
 
