@@ -458,7 +458,6 @@ static int write_spm_merges(sbuf *b, const vocab *v) {
         if (v->type[id] == TOK_UNUSED) continue;
         const char *s = v->text[id];
         size_t len = v->len[id];
-        size_t first = n;
         for (size_t i = 1; i < len; i++) {
             if (((unsigned char)s[i] & 0xC0) == 0x80) continue;
             int64_t l = vocab_find(v, s, i), r = vocab_find(v, s + i, len - i);
@@ -470,7 +469,6 @@ static int write_spm_merges(sbuf *b, const vocab *v) {
             }
             m[n++] = (spm_merge){v->score[id], (uint32_t)utf8_chars(s, i), (uint32_t)utf8_chars(s + i, len - i), id, l, r};
         }
-        (void)first;
     }
     qsort(m, n, sizeof *m, cmp_spm_merge);
     for (size_t i = 0; i < n; i++) write_pair(b, v->text[m[i].l], v->len[m[i].l], v->text[m[i].r], v->len[m[i].r], i == 0);
