@@ -245,7 +245,6 @@ static const tn_family granitemoehybrid = {
         /* LoRA: implemented (src/train/hybrid.c), held to transformers + PEFT. */
         [TN_STAGE_QLORA] = "needs the 4-bit base for the Mamba2 projections and experts, not in this build yet",
         [TN_STAGE_FULL] = "needs the weight gradients of the Mamba2 tensors, experts and router, not in this build yet",
-        [TN_STAGE_FUSE] = "fuse to an HF folder is not implemented in this build yet",
         [TN_STAGE_GGUF] = "needs the granitehybrid GGUF writer (ssm.* keys, Mamba2 tensor transforms), not in this build yet",
     },
 };
