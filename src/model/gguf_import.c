@@ -174,7 +174,7 @@ static int rope_from_factors(importer *im, cJSON *config, double theta, int64_t 
         if (pass == 1) llama3_factors(theta, (int)head_dim, factor, lo, hi, orig, back);
     }
     for (int i = 0; i < half; i++)
-        if (fabs((double)back[i] - (double)f[i]) > 1e-4 * f[i])
+        if (fabs((double)back[i] - (double)f[i]) > 1e-5 * f[i])
             return tn_fail("%s: rope_freqs.weight[%d] = %g, but Llama 3 scaling with factor %g, low %g, high %g, original %g gives %g: not a rope "
                            "scaling tune reads",
                            im->path, i, (double)f[i], factor, lo, hi, orig, (double)back[i]);
