@@ -16,8 +16,10 @@
 #include "util/error.h"
 #include "util/platform.h"
 
-/* The HF and GGUF names of a LoRA module's weight, and its transform. */
-static int module_names(const tn_export_job *j, const tn_lora_module *m, char *gguf, size_t cap, tn_gguf_transform *tr) {
+/* The GGUF tensors of a LoRA module's weight, and their transforms: one,
+ * or two for a fused gate+up matrix split by rows (Granite hybrid's
+ * shared_mlp.input_linear: A repeated, B split). Returns the count. */
+static int module_names(const tn_export_job *j, const tn_lora_module *m, char gguf[2][TN_EXPORT_NAME - 8], tn_gguf_transform tr[2]) {
     const tn_family *f = j->spec.family;
     char hf[TN_EXPORT_NAME], cand[TN_EXPORT_NAME];
     hf[0] = 0;
@@ -26,14 +28,16 @@ static int module_names(const tn_export_job *j, const tn_lora_module *m, char *g
             snprintf(hf, sizeof hf, r->name, m->layer);
             break;
         }
-    for (const tn_gguf_name *g = f->gguf_layer; hf[0] && g->hf; g++) {
+    int n = 0;
+    for (const tn_gguf_name *g = f->gguf_layer; hf[0] && g->hf && n < 2; g++) {
+        if (!TN_GGUF_NAME_APPLIES(g, &j->spec)) continue;
         snprintf(cand, sizeof cand, g->hf, m->layer);
         if (strcmp(cand, hf)) continue;
-        snprintf(gguf, cap, g->gguf, m->layer);
-        *tr = g->transform;
-        return 0;
+        snprintf(gguf[n], TN_EXPORT_NAME - 8, g->gguf, m->layer);
+        tr[n++] = g->transform;
     }
-    return tn_fail("%s: no GGUF tensor for the LoRA on layer %d %s", j->model_dir, m->layer, tn_module_names[m->module]);
+    if (!n) return tn_fail("%s: no GGUF tensor for the LoRA on layer %d %s", j->model_dir, m->layer, tn_module_names[m->module]);
+    return n;
 }
 
 int tn_gguf_adapter_prepare(tn_export_job **out, const char *model_dir, const char *adapter_dir, const char *out_path) {
@@ -55,24 +59,31 @@ int tn_gguf_adapter_prepare(tn_export_job **out, const char *model_dir, const ch
         return -1;
     for (int m = 0; m < j->lora.n; m++) {
         const tn_lora_module *mod = &j->lora.mods[m];
-        char gname[TN_EXPORT_NAME - 8];
-        tn_gguf_transform tr = TN_GGUF_COPY;
-        if (module_names(j, mod, gname, sizeof gname, &tr)) return -1;
-        for (int part = 0; part < 2; part++) {
-            tn_export_tensor *t = tn_job_add(j);
-            if (!t) return -1;
-            snprintf(t->name, sizeof t->name, "%s.lora_%c", gname, part ? 'b' : 'a');
-            snprintf(t->src, sizeof t->src, "%s", t->name);
-            t->lora = m;
-            t->lora_part = part;
-            t->n_dims = 2;
-            t->shape[0] = part ? mod->out : j->lora.rank;
-            t->shape[1] = part ? j->lora.rank : mod->in;
-            t->transform = part && (tr == TN_GGUF_PERMUTE_Q || tr == TN_GGUF_PERMUTE_K) ? tr : TN_GGUF_COPY;
-            t->type = t->wanted = TN_GGML_F32;
-            int64_t ne[2] = {t->shape[1], t->shape[0]};
-            if (tn_gguf_add_tensor(w, t->name, TN_GGML_F32, 2, ne) < 0) return -1;
-        }
+        char gname[2][TN_EXPORT_NAME - 8];
+        tn_gguf_transform tr[2] = {TN_GGUF_COPY, TN_GGUF_COPY};
+        int nn = module_names(j, mod, gname, tr);
+        if (nn < 0) return -1;
+        for (int k = 0; k < nn; k++)
+            for (int part = 0; part < 2; part++) {
+                tn_export_tensor *t = tn_job_add(j);
+                if (!t) return -1;
+                snprintf(t->name, sizeof t->name, "%.240s.lora_%c", gname[k], part ? 'b' : 'a');
+                snprintf(t->src, sizeof t->src, "%s", t->name);
+                t->lora = m;
+                t->lora_part = part;
+                t->n_dims = 2;
+                t->shape[0] = part ? mod->out : j->lora.rank;
+                t->shape[1] = part ? j->lora.rank : mod->in;
+                /* B's rows follow the weight's (permuted or split); A is the same for every part */
+                t->transform = part && (tr[k] == TN_GGUF_PERMUTE_Q || tr[k] == TN_GGUF_PERMUTE_K || tr[k] == TN_GGUF_FIRST_HALF ||
+                                        tr[k] == TN_GGUF_SECOND_HALF)
+                                   ? tr[k]
+                                   : TN_GGUF_COPY;
+                if (tn_job_out_shape(j, t)) return -1;
+                t->type = t->wanted = TN_GGML_F32;
+                int64_t ne[2] = {t->out_shape[1], t->out_shape[0]};
+                if (tn_gguf_add_tensor(w, t->name, TN_GGML_F32, 2, ne) < 0) return -1;
+            }
     }
     return tn_job_alloc_work(j);
 }

@@ -45,6 +45,24 @@ static int set_arch_key(tn_gguf_writer *w, const char *arch, const tn_gguf_key *
     case TN_GK_RESIDUAL_MULT: f = s->residual_multiplier; break;
     case TN_GK_ATTN_MULT: f = s->attention_multiplier; break;
     case TN_GK_LOGITS_SCALE: f = s->logits_scaling; break;
+    case TN_GK_CONTEXT_HYBRID: u = s->rope == TN_ROPE_NONE ? (int64_t)1 << 20 : s->max_position; break;
+    case TN_GK_KV_HEADS_LAYERS: {
+        int32_t kv[TN_MAX_LAYERS];
+        for (int l = 0; l < s->n_layers; l++) kv[l] = s->layer_kind[l] == TN_LAYER_MAMBA ? 0 : (int32_t)s->n_kv_heads;
+        return tn_gguf_set_arr_i32(w, key, kv, (uint64_t)s->n_layers);
+    }
+    case TN_GK_ROPE_FINETUNED: return tn_gguf_set_bool(w, key, s->rope != TN_ROPE_NONE);
+    case TN_GK_SSM_CONV: u = s->mamba_kernel; break;
+    case TN_GK_SSM_STATE: u = s->mamba_state; break;
+    case TN_GK_SSM_GROUPS: u = s->mamba_groups; break;
+    case TN_GK_SSM_INNER: u = s->mamba_heads * s->mamba_head_dim; break;
+    case TN_GK_SSM_DT_RANK: u = s->mamba_heads; break;
+    case TN_GK_EXPERTS:
+    case TN_GK_EXPERTS_USED:
+    case TN_GK_SHARED_FF:
+        if (s->n_experts <= 0) return 0; /* dense: keys absent */
+        u = k->value == TN_GK_EXPERTS ? s->n_experts : k->value == TN_GK_EXPERTS_USED ? s->n_experts_per_token : s->shared_intermediate;
+        break;
     default: return tn_fail("GGUF key %s: no value source", key);
     }
     if (u >= 0) return tn_gguf_set_u32(w, key, (uint32_t)u);
@@ -80,8 +98,9 @@ static int plan_tensor(tn_export_job *j, const char *src, const char *name, tn_g
     snprintf(t->name, sizeof t->name, "%s", name);
     t->n_dims = tn_tensor_logical_shape(&j->st, &j->spec, src, t->shape);
     t->transform = tr;
+    if (tn_job_out_shape(j, t)) return -1;
     t->lora = tn_job_lora_of(j, src);
-    t->type = tn_gguf_tensor_type(j->ftype, name, t->n_dims, t->shape[t->n_dims - 1], layer, (int)j->spec.n_layers,
+    t->type = tn_gguf_tensor_type(j->ftype, name, t->out_dims, t->out_shape[t->out_dims - 1], layer, (int)j->spec.n_layers,
                                   j->spec.tied_embeddings, &t->wanted);
     return 0;
 }
@@ -96,8 +115,8 @@ static int plan_tensors(tn_export_job *j) {
         tn_export_tensor *t = tn_job_add(j);
         if (!t) goto done;
         snprintf(t->name, sizeof t->name, "rope_freqs.weight");
-        t->n_dims = 1;
-        t->shape[0] = j->spec.head_dim / 2;
+        t->n_dims = t->out_dims = 1;
+        t->shape[0] = t->out_shape[0] = j->spec.head_dim / 2;
         t->type = t->wanted = TN_GGML_F32;
         llama3_rope_factors(&j->spec, j->rope_freqs);
     }
@@ -106,6 +125,7 @@ static int plan_tensors(tn_export_job *j) {
         if (pass == 1) {
             for (int l = 0; l < j->spec.n_layers; l++)
                 for (const tn_gguf_name *g = f->gguf_layer; g->hf; g++) {
+                    if (!TN_GGUF_NAME_APPLIES(g, &j->spec)) continue;
                     snprintf(hf, sizeof hf, g->hf, l);
                     const tn_tensor_info *ti = tn_safetensors_find(&j->st, hf);
                     if (!ti) continue;
@@ -211,8 +231,8 @@ int tn_gguf_export_prepare(tn_export_job **out, const char *model_dir, const cha
     for (int i = 0; i < j->n; i++) {
         const tn_export_tensor *t = &j->t[i];
         int64_t ne[4];
-        for (int d = 0; d < t->n_dims; d++) ne[d] = t->shape[t->n_dims - 1 - d];
-        if (tn_gguf_add_tensor(j->w, t->name, t->type, t->n_dims, ne) < 0) return -1;
+        for (int d = 0; d < t->out_dims; d++) ne[d] = t->out_shape[t->out_dims - 1 - d];
+        if (tn_gguf_add_tensor(j->w, t->name, t->type, t->out_dims, ne) < 0) return -1;
     }
     if (j->have_lora)
         for (int m = 0; m < j->lora.n; m++) {
@@ -231,9 +251,9 @@ static int fill_gguf(void *ctx, int i, void *buf, uint64_t n_bytes) {
     const tn_export_tensor *t = &j->t[i];
     const float *v = tn_job_load(j, t, 1);
     if (!v) return -1;
-    const int64_t ne0 = t->shape[t->n_dims - 1];
+    const int64_t ne0 = t->out_shape[t->out_dims - 1];
     int64_t rows = 1;
-    for (int d = 0; d < t->n_dims - 1; d++) rows *= t->shape[d];
+    for (int d = 0; d < t->out_dims - 1; d++) rows *= t->out_shape[d];
     uint64_t got = tn_quant_rows(t->type, v, buf, rows, ne0);
     if (got != n_bytes) return got ? tn_fail("internal: %llu bytes for %llu", (unsigned long long)got, (unsigned long long)n_bytes) : -1;
     j->bytes_out += n_bytes;
@@ -248,6 +268,12 @@ int tn_gguf_export_set_dequantized(tn_export_job *j, const char *dir) {
     return 0;
 }
 
+/* Whether a GGUF tensor stands for its HF tensor in the dequantized copy:
+ * not rope_freqs (no HF tensor), not the second half of a split gate / up
+ * (the first half's entry holds the whole matrix: both halves have one type,
+ * and quantization blocks lie within rows). */
+static int in_hf_copy(const tn_export_tensor *t) { return t->src[0] && t->transform != TN_GGUF_SECOND_HALF; }
+
 /* The dequantized copy: each weight in HF layout (row permutations commute
  * with quantization, whose blocks lie within rows), quantized to its GGUF
  * type and back. */
@@ -255,7 +281,7 @@ static int fill_dequantized(void *ctx, int i, void *buf, uint64_t n_bytes) {
     tn_export_job *j = ctx;
     const tn_export_tensor *t = NULL;
     for (int k = 0, seen = 0; k < j->n; k++)
-        if (j->t[k].src[0] && seen++ == i) t = &j->t[k];
+        if (in_hf_copy(&j->t[k]) && seen++ == i) t = &j->t[k];
     const float *v = t ? tn_job_load(j, t, 0) : NULL;
     if (!v) return -1;
     const int64_t ne0 = t->shape[t->n_dims - 1];
@@ -281,7 +307,7 @@ static int write_dequantized(tn_export_job *j) {
     int n = 0;
     for (int i = 0; i < j->n; i++) {
         const tn_export_tensor *t = &j->t[i];
-        if (!t->src[0]) continue; /* rope_freqs: not an HF tensor */
+        if (!in_hf_copy(t)) continue;
         d[n].name = t->src;
         d[n].dtype = TN_DTYPE_F32;
         d[n].n_dims = t->n_dims;

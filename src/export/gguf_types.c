@@ -42,7 +42,10 @@ static tn_ggml_type fallback(tn_ggml_type t, int64_t ne0) {
 tn_ggml_type tn_gguf_tensor_type(tn_file_type ft, const char *name, int n_dims, int64_t ne0, int layer, int n_layers, int tied,
                                  tn_ggml_type *wanted) {
     tn_ggml_type t = file_types[ft].base;
-    if (n_dims < 2 || ends_with(name, "_norm.weight") || !ends_with(name, "weight")) t = TN_GGML_F32;
+    /* convert_hf_to_gguf.py keeps these F32 too: the Mamba2 conv kernel, the MoE router */
+    if (n_dims < 2 || ends_with(name, "_norm.weight") || !ends_with(name, "weight") || ends_with(name, "ssm_conv1d.weight") ||
+        ends_with(name, "ffn_gate_inp.weight"))
+        t = TN_GGML_F32;
     *wanted = t;
     if (!tn_ggml_is_quantized(t)) return t;
     int output = !strcmp(name, "output.weight") || (tied && !strcmp(name, "token_embd.weight"));

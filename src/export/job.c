@@ -2,6 +2,7 @@
 #include "export/job.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,39 @@ int tn_job_alloc_work(tn_export_job *j) {
     return 0;
 }
 
+int tn_job_out_shape(const tn_export_job *j, tn_export_tensor *t) {
+    const int nd = t->n_dims;
+    t->out_dims = nd;
+    memcpy(t->out_shape, t->shape, sizeof t->shape);
+    const char *what = t->src[0] ? t->src : t->name;
+    switch (t->transform) {
+    case TN_GGUF_NEG_EXP:
+    case TN_GGUF_COLUMN:
+        if (nd != 1) return tn_fail("%s: tensor %s: expected 1 dimension, has %d", j->model_dir, what, nd);
+        t->out_dims = 2, t->out_shape[1] = 1;
+        return 0;
+    case TN_GGUF_SQUEEZE:
+        if (nd != 3 || (t->shape[1] != 1 && t->shape[2] != 1))
+            return tn_fail("%s: tensor %s: expected a conv1d weight [C, 1, K] or [C, K, 1]", j->model_dir, what);
+        t->out_dims = 2, t->out_shape[1] = t->shape[1] == 1 ? t->shape[2] : t->shape[1];
+        return 0;
+    case TN_GGUF_GROUPS: {
+        const int64_t g = j->spec.mamba_groups;
+        if (nd != 1 || g <= 0 || t->shape[0] % g)
+            return tn_fail("%s: tensor %s: %lld values do not split into %lld groups", j->model_dir, what, (long long)t->shape[0], (long long)g);
+        t->out_dims = 2, t->out_shape[0] = g, t->out_shape[1] = t->shape[0] / g;
+        return 0;
+    }
+    case TN_GGUF_FIRST_HALF:
+    case TN_GGUF_SECOND_HALF:
+        if (nd < 2 || t->shape[nd - 2] % 2)
+            return tn_fail("%s: tensor %s: cannot split its rows into gate and up halves", j->model_dir, what);
+        t->out_shape[nd - 2] = t->shape[nd - 2] / 2;
+        return 0;
+    default: return 0;
+    }
+}
+
 void tn_permute_rows(const float *src, float *dst, int64_t rows, int64_t cols, int64_t heads) {
     /* view rows as (heads, 2, hd/2), swap the last two: new (h, i, k) = old (h, k, i) */
     const int64_t hd = rows / heads, half = hd / 2;
@@ -133,6 +167,19 @@ float *tn_job_load(tn_export_job *j, const tn_export_tensor *t, int transform) {
     case TN_GGUF_PLUS_ONE:
         for (int64_t i = 0; i < n; i++) w[i] += 1.0f;
         return w;
+    case TN_GGUF_NEG_EXP:
+        for (int64_t i = 0; i < n; i++) w[i] = -expf(w[i]);
+        return w;
+    case TN_GGUF_FIRST_HALF:
+    case TN_GGUF_SECOND_HALF: {
+        /* per outer block (expert) of [2F, C]: rows [0, F) or [F, 2F),
+         * compacted in place (each destination lies at or before its source) */
+        const int nd = t->n_dims;
+        const int64_t r2 = t->shape[nd - 2], c = t->shape[nd - 1], half = r2 / 2;
+        const int64_t outer = n / (r2 * c), off = t->transform == TN_GGUF_SECOND_HALF ? half : 0;
+        for (int64_t e = 0; e < outer; e++) memmove(w + e * half * c, w + (e * r2 + off) * c, (size_t)(half * c) * sizeof(float));
+        return w;
+    }
     default: return w;
     }
 }

@@ -22,6 +22,8 @@ typedef struct {
     char name[TN_EXPORT_NAME]; /* output name (GGUF or HF) */
     int n_dims;
     int64_t shape[4];          /* logical HF shape, outermost first */
+    int out_dims;              /* the output's shape (GGUF: after the transform) */
+    int64_t out_shape[4];
     tn_gguf_transform transform;
     int lora;                  /* index into lora.mods, or -1 */
     int lora_part;             /* adapter GGUF: 0 = A, 1 = B */
@@ -84,6 +86,10 @@ int tn_job_write_hf(tn_export_job *j, const char *out_dir, const tn_tensor_desc 
 int tn_gguf_export_write(tn_export_job *j);
 int tn_gguf_adapter_write(tn_export_job *j);
 int tn_fuse_write(tn_export_job *j);
+/* The output shape of a tensor of shape t->shape under t->transform
+ * (sets t->out_dims, t->out_shape); fails naming the tensor when the shape
+ * does not allow the transform. */
+int tn_job_out_shape(const tn_export_job *j, tn_export_tensor *t);
 /* Rows of a [rows, cols] matrix from rotate-half to interleaved pairs per
  * head (convert_hf_to_gguf.py's LlamaModel.permute), out of place. */
 void tn_permute_rows(const float *src, float *dst, int64_t rows, int64_t cols, int64_t heads);

@@ -90,58 +90,91 @@ static const tn_tensor_rule granitehybrid_layer_rules[] = {
  * Gemma 2 use NEOX rope and are not permuted; Gemma 2 stores its norms as
  * w + 1. */
 static const tn_gguf_name gguf_global[] = {
-    {"model.embed_tokens.weight", "token_embd.weight", TN_GGUF_COPY},
-    {"model.norm.weight", "output_norm.weight", TN_GGUF_COPY},
-    {"lm_head.weight", "output.weight", TN_GGUF_COPY},
-    {NULL, NULL, TN_GGUF_COPY},
+    {"model.embed_tokens.weight", "token_embd.weight", TN_GGUF_COPY, 0},
+    {"model.norm.weight", "output_norm.weight", TN_GGUF_COPY, 0},
+    {"lm_head.weight", "output.weight", TN_GGUF_COPY, 0},
+    {NULL, NULL, TN_GGUF_COPY, 0},
 };
 
 #define GGUF_MLP_NAMES                                                                       \
-    {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", TN_GGUF_COPY},        \
-    {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", TN_GGUF_COPY},            \
-    {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", TN_GGUF_COPY},        \
-    {"model.layers.%d.mlp.gate_proj.bias", "blk.%d.ffn_gate.bias", TN_GGUF_COPY},            \
-    {"model.layers.%d.mlp.up_proj.bias", "blk.%d.ffn_up.bias", TN_GGUF_COPY},                \
-    {"model.layers.%d.mlp.down_proj.bias", "blk.%d.ffn_down.bias", TN_GGUF_COPY},            \
-    {NULL, NULL, TN_GGUF_COPY}
+    {"model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", TN_GGUF_COPY, 0},        \
+    {"model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", TN_GGUF_COPY, 0},            \
+    {"model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", TN_GGUF_COPY, 0},        \
+    {"model.layers.%d.mlp.gate_proj.bias", "blk.%d.ffn_gate.bias", TN_GGUF_COPY, 0},            \
+    {"model.layers.%d.mlp.up_proj.bias", "blk.%d.ffn_up.bias", TN_GGUF_COPY, 0},                \
+    {"model.layers.%d.mlp.down_proj.bias", "blk.%d.ffn_down.bias", TN_GGUF_COPY, 0},            \
+    {NULL, NULL, TN_GGUF_COPY, 0}
 
 #define GGUF_ATTN_NAMES(qt, kt)                                                              \
-    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", qt},                 \
-    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", kt},                 \
-    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", TN_GGUF_COPY},       \
-    {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", TN_GGUF_COPY},  \
-    {"model.layers.%d.self_attn.q_proj.bias", "blk.%d.attn_q.bias", qt},                     \
-    {"model.layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias", kt},                     \
-    {"model.layers.%d.self_attn.v_proj.bias", "blk.%d.attn_v.bias", TN_GGUF_COPY},           \
-    {"model.layers.%d.self_attn.o_proj.bias", "blk.%d.attn_output.bias", TN_GGUF_COPY}
+    {"model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", qt, 0},                 \
+    {"model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", kt, 0},                 \
+    {"model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", TN_GGUF_COPY, 0},       \
+    {"model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", TN_GGUF_COPY, 0},  \
+    {"model.layers.%d.self_attn.q_proj.bias", "blk.%d.attn_q.bias", qt, 0},                     \
+    {"model.layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias", kt, 0},                     \
+    {"model.layers.%d.self_attn.v_proj.bias", "blk.%d.attn_v.bias", TN_GGUF_COPY, 0},           \
+    {"model.layers.%d.self_attn.o_proj.bias", "blk.%d.attn_output.bias", TN_GGUF_COPY, 0}
 
 static const tn_gguf_name gguf_llama_layer[] = {
-    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", TN_GGUF_COPY},
+    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", TN_GGUF_COPY, 0},
     GGUF_ATTN_NAMES(TN_GGUF_PERMUTE_Q, TN_GGUF_PERMUTE_K),
-    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", TN_GGUF_COPY},
+    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", TN_GGUF_COPY, 0},
     GGUF_MLP_NAMES,
 };
 
 static const tn_gguf_name gguf_qwen2_layer[] = {
-    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", TN_GGUF_COPY},
+    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", TN_GGUF_COPY, 0},
     GGUF_ATTN_NAMES(TN_GGUF_COPY, TN_GGUF_COPY),
-    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", TN_GGUF_COPY},
+    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", TN_GGUF_COPY, 0},
     GGUF_MLP_NAMES,
 };
 
 static const tn_gguf_name gguf_gemma2_global[] = {
-    {"model.embed_tokens.weight", "token_embd.weight", TN_GGUF_COPY},
-    {"model.norm.weight", "output_norm.weight", TN_GGUF_PLUS_ONE},
-    {NULL, NULL, TN_GGUF_COPY},
+    {"model.embed_tokens.weight", "token_embd.weight", TN_GGUF_COPY, 0},
+    {"model.norm.weight", "output_norm.weight", TN_GGUF_PLUS_ONE, 0},
+    {NULL, NULL, TN_GGUF_COPY, 0},
 };
 
 static const tn_gguf_name gguf_gemma2_layer[] = {
-    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", TN_GGUF_PLUS_ONE},
+    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", TN_GGUF_PLUS_ONE, 0},
     GGUF_ATTN_NAMES(TN_GGUF_COPY, TN_GGUF_COPY),
-    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.post_attention_norm.weight", TN_GGUF_PLUS_ONE},
-    {"model.layers.%d.pre_feedforward_layernorm.weight", "blk.%d.ffn_norm.weight", TN_GGUF_PLUS_ONE},
-    {"model.layers.%d.post_feedforward_layernorm.weight", "blk.%d.post_ffw_norm.weight", TN_GGUF_PLUS_ONE},
+    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.post_attention_norm.weight", TN_GGUF_PLUS_ONE, 0},
+    {"model.layers.%d.pre_feedforward_layernorm.weight", "blk.%d.ffn_norm.weight", TN_GGUF_PLUS_ONE, 0},
+    {"model.layers.%d.post_feedforward_layernorm.weight", "blk.%d.post_ffw_norm.weight", TN_GGUF_PLUS_ONE, 0},
     GGUF_MLP_NAMES,
+};
+
+/* Granite 4.0-H (GraniteHybridModel over Mamba2Model and GraniteMoeModel):
+ * attention rows permuted as for Llama (undo_permute; without rope the
+ * permutation, the same for Q and K within each head, changes nothing), the
+ * Mamba2 transforms, the shared MLP's fused [gate; up] split by rows (into
+ * ffn_gate / ffn_up, or ffn_*_shexp beside routed experts), the experts'
+ * fused input_linear split per expert into ffn_gate_exps / ffn_up_exps. */
+static const tn_gguf_name gguf_granitehybrid_layer[] = {
+    {"model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", TN_GGUF_COPY, 0},
+    GGUF_ATTN_NAMES(TN_GGUF_PERMUTE_Q, TN_GGUF_PERMUTE_K),
+    {"model.layers.%d.mamba.in_proj.weight", "blk.%d.ssm_in.weight", TN_GGUF_COPY, 0},
+    {"model.layers.%d.mamba.in_proj.bias", "blk.%d.ssm_in.bias", TN_GGUF_COPY, 0},
+    {"model.layers.%d.mamba.conv1d.weight", "blk.%d.ssm_conv1d.weight", TN_GGUF_SQUEEZE, 0},
+    {"model.layers.%d.mamba.conv1d.bias", "blk.%d.ssm_conv1d.bias", TN_GGUF_COPY, 0},
+    {"model.layers.%d.mamba.dt_bias", "blk.%d.ssm_dt.bias", TN_GGUF_COPY, 0},
+    {"model.layers.%d.mamba.A_log", "blk.%d.ssm_a", TN_GGUF_NEG_EXP, 0},
+    {"model.layers.%d.mamba.D", "blk.%d.ssm_d", TN_GGUF_COLUMN, 0},
+    {"model.layers.%d.mamba.norm.weight", "blk.%d.ssm_norm.weight", TN_GGUF_GROUPS, 0},
+    {"model.layers.%d.mamba.out_proj.weight", "blk.%d.ssm_out.weight", TN_GGUF_COPY, 0},
+    {"model.layers.%d.mamba.out_proj.bias", "blk.%d.ssm_out.bias", TN_GGUF_COPY, 0},
+    {"model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", TN_GGUF_COPY, 0},
+    {"model.layers.%d.shared_mlp.input_linear.weight", "blk.%d.ffn_gate.weight", TN_GGUF_FIRST_HALF, -1},
+    {"model.layers.%d.shared_mlp.input_linear.weight", "blk.%d.ffn_up.weight", TN_GGUF_SECOND_HALF, -1},
+    {"model.layers.%d.shared_mlp.output_linear.weight", "blk.%d.ffn_down.weight", TN_GGUF_COPY, -1},
+    {"model.layers.%d.shared_mlp.input_linear.weight", "blk.%d.ffn_gate_shexp.weight", TN_GGUF_FIRST_HALF, 1},
+    {"model.layers.%d.shared_mlp.input_linear.weight", "blk.%d.ffn_up_shexp.weight", TN_GGUF_SECOND_HALF, 1},
+    {"model.layers.%d.shared_mlp.output_linear.weight", "blk.%d.ffn_down_shexp.weight", TN_GGUF_COPY, 1},
+    {"model.layers.%d.block_sparse_moe.input_linear.weight", "blk.%d.ffn_gate_exps.weight", TN_GGUF_FIRST_HALF, 1},
+    {"model.layers.%d.block_sparse_moe.input_linear.weight", "blk.%d.ffn_up_exps.weight", TN_GGUF_SECOND_HALF, 1},
+    {"model.layers.%d.block_sparse_moe.output_linear.weight", "blk.%d.ffn_down_exps.weight", TN_GGUF_COPY, 1},
+    {"model.layers.%d.block_sparse_moe.router.layer.weight", "blk.%d.ffn_gate_inp.weight", TN_GGUF_COPY, 1},
+    {NULL, NULL, TN_GGUF_COPY, 0},
 };
 
 /* {arch}.* keys. key_length / value_length are written for every family
@@ -175,6 +208,34 @@ static const tn_gguf_key gguf_granite_keys[] = {
     {"embedding_scale", TN_GK_EMBED_MULT},
     {"residual_scale", TN_GK_RESIDUAL_MULT},
     {"logit_scale", TN_GK_LOGITS_SCALE},
+    {NULL, TN_GK_END},
+};
+
+/* GraniteHybridModel.set_gguf_parameters: GraniteMoeModel's keys (the
+ * Granite multipliers), the ssm.* keys, head_count_kv per layer (0 marks a
+ * Mamba2 layer), rope.scaling.finetuned false without rope (llama.cpp then
+ * skips rope) and context_length 2^20 then; experts' counts with experts. */
+static const tn_gguf_key gguf_granitehybrid_keys[] = {
+    {"context_length", TN_GK_CONTEXT_HYBRID}, {"embedding_length", TN_GK_HIDDEN}, {"block_count", TN_GK_LAYERS},
+    {"feed_forward_length", TN_GK_FF}, {"attention.head_count", TN_GK_HEADS},
+    {"attention.head_count_kv", TN_GK_KV_HEADS_LAYERS}, {"attention.layer_norm_rms_epsilon", TN_GK_RMS_EPS},
+    {"rope.freq_base", TN_GK_ROPE_THETA}, {"attention.key_length", TN_GK_HEAD_DIM},
+    {"attention.value_length", TN_GK_HEAD_DIM},
+    {"vocab_size", TN_GK_VOCAB},
+    {"rope.dimension_count", TN_GK_HEAD_DIM},
+    {"attention.scale", TN_GK_ATTN_MULT},
+    {"embedding_scale", TN_GK_EMBED_MULT},
+    {"residual_scale", TN_GK_RESIDUAL_MULT},
+    {"logit_scale", TN_GK_LOGITS_SCALE},
+    {"expert_count", TN_GK_EXPERTS},
+    {"expert_used_count", TN_GK_EXPERTS_USED},
+    {"expert_shared_feed_forward_length", TN_GK_SHARED_FF},
+    {"ssm.conv_kernel", TN_GK_SSM_CONV},
+    {"ssm.state_size", TN_GK_SSM_STATE},
+    {"ssm.group_count", TN_GK_SSM_GROUPS},
+    {"ssm.inner_size", TN_GK_SSM_INNER},
+    {"ssm.time_step_rank", TN_GK_SSM_DT_RANK},
+    {"rope.scaling.finetuned", TN_GK_ROPE_FINETUNED},
     {NULL, TN_GK_END},
 };
 
@@ -245,8 +306,9 @@ static const tn_family granitemoehybrid = {
         /* LoRA: implemented (src/train/hybrid.c), held to transformers + PEFT. */
         [TN_STAGE_QLORA] = "needs the 4-bit base for the Mamba2 projections and experts, not in this build yet",
         [TN_STAGE_FULL] = "needs the weight gradients of the Mamba2 tensors, experts and router, not in this build yet",
-        [TN_STAGE_GGUF] = "needs the granitehybrid GGUF writer (ssm.* keys, Mamba2 tensor transforms), not in this build yet",
     },
+    .gguf_global = gguf_global, .gguf_layer = gguf_granitehybrid_layer, .gguf_keys = gguf_granitehybrid_keys,
+    .gguf_tokenizer_pre = "dbrx",
 };
 
 const tn_family *const tn_families[] = {&llama, &mistral, &qwen2, &gemma2, &granite, &granitemoehybrid, NULL};

@@ -84,14 +84,29 @@ typedef enum {
     TN_GGUF_PERMUTE_Q, /* rows from rotate-half to interleaved pairs, query heads */
     TN_GGUF_PERMUTE_K, /* the same with the key/value head count */
     TN_GGUF_PLUS_ONE,  /* w + 1 (norms that scale by 1 + w) */
+    /* Mamba2 (convert_hf_to_gguf.py's Mamba2Model): */
+    TN_GGUF_NEG_EXP,    /* A_log [H] -> ssm_a = -exp(A_log), shaped [H, 1] */
+    TN_GGUF_COLUMN,     /* D [H] -> [H, 1] */
+    TN_GGUF_SQUEEZE,    /* conv1d [C, 1, K] or MLX's [C, K, 1] -> [C, K] */
+    TN_GGUF_GROUPS,     /* norm [d_inner] -> [groups, d_inner / groups] */
+    /* A fused gate+up matrix split by rows (along its second-to-last axis,
+     * per expert for a 3-D tensor): the first half, and the second. */
+    TN_GGUF_FIRST_HALF,
+    TN_GGUF_SECOND_HALF,
 } tn_gguf_transform;
 
-/* HF tensor name ("%d" = layer) -> GGUF tensor name ("%d" = layer). */
+/* HF tensor name ("%d" = layer) -> GGUF tensor name ("%d" = layer).
+ * `experts`: 0 always, 1 only for a model with routed experts, -1 only for
+ * one without (Granite hybrid's shared MLP is ffn_* or ffn_*_shexp). One HF
+ * tensor may give several GGUF tensors (split gate / up). */
 typedef struct {
     const char *hf;
     const char *gguf;
     tn_gguf_transform transform;
+    int experts;
 } tn_gguf_name;
+/* Whether a GGUF name entry applies to this model. */
+#define TN_GGUF_NAME_APPLIES(g, spec) ((g)->experts == 0 || ((g)->experts > 0) == ((spec)->n_experts > 0))
 
 /* Where a GGUF metadata value comes from (the spec's numbers). */
 typedef enum {
@@ -113,6 +128,18 @@ typedef enum {
     TN_GK_RESIDUAL_MULT, /* f32 residual_multiplier */
     TN_GK_ATTN_MULT,    /* f32 attention_multiplier */
     TN_GK_LOGITS_SCALE, /* f32 logits_scaling */
+    /* Granite hybrid (convert_hf_to_gguf.py's GraniteHybridModel) */
+    TN_GK_CONTEXT_HYBRID, /* u32: 2^20 without rope (as the converter writes), else max_position_embeddings */
+    TN_GK_KV_HEADS_LAYERS, /* i32 array: kv heads per layer, 0 for a Mamba2 layer */
+    TN_GK_ROPE_FINETUNED, /* bool: whether attention uses rope */
+    TN_GK_SSM_CONV,       /* u32 mamba_d_conv */
+    TN_GK_SSM_STATE,      /* u32 mamba_d_state */
+    TN_GK_SSM_GROUPS,     /* u32 mamba_n_groups */
+    TN_GK_SSM_INNER,      /* u32 d_inner = heads * head_dim */
+    TN_GK_SSM_DT_RANK,    /* u32 mamba_n_heads */
+    TN_GK_EXPERTS,        /* u32 num_local_experts (absent when 0) */
+    TN_GK_EXPERTS_USED,   /* u32 num_experts_per_tok (absent without experts) */
+    TN_GK_SHARED_FF,      /* u32 shared_intermediate_size (absent without experts) */
 } tn_gguf_value;
 
 /* "{arch}.<key>" = value. */

@@ -227,7 +227,6 @@ expect 2 "has shape \[4, [0-9]+\], expected \[4, 256\].*another base" $T export 
 expect 2 "another base" $T fuse $FX/llama-wide --adapter $A --out $W/xf
 expect 2 "mamba.in_proj.* is not a LoRA matrix of a llama model" $T export $M --adapter $FX/granitehybrid/lora/final_adapter --gguf-adapter $W/x.gguf
 expect 2 "is not a LoRA matrix of a llama model" $T fuse $M --adapter $FX/granitehybrid/lora/final_adapter --out $W/xf
-expect 2 "granitehybrid GGUF writer" $T export $FX/granitehybrid --gguf $W/x.gguf
 expect 2 "--type: expected one of f32, f16, bf16, q8_0, q4_0, q4_k_m, q6_k, got 'q3_k'" $T export $M --gguf $W/x.gguf --type q3_k
 expect 2 "the folder $W/nope does not exist" $T export $M --gguf $W/nope/x.gguf
 expect 2 "absent: cannot open" $T export $W/absent --gguf $W/x.gguf

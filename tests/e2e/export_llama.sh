@@ -54,7 +54,7 @@ add_check() {
 }
 quantized() { case $1 in q*) return 0;; esac; return 1; }
 
-for f in llama mistral qwen2 gemma2 granite llama-wide; do
+for f in ${EXPORT_FAMILIES:-llama mistral qwen2 gemma2 granite granitehybrid granitehybrid-moe llama-wide}; do
     M=$FX/$f A=$FX/$f/lora/final_adapter
     ids=$(ids_of $M/logits.safetensors) || fail "$f: reading logits.safetensors"
     $T logits $M --ids "$ids" --greedy 16 > $W/$f.ref.json 2> $W/err || fail "tune logits $f: $(tail -2 $W/err)"
