@@ -148,8 +148,31 @@ static const char *torch_name(tn_dtype d) { return d == TN_DTYPE_F16 ? "float16"
  * re-printed: cJSON keeps numbers as doubles, so a re-printed 30.0 would come
  * back as 30, which transformers' strict config classes refuse for a float
  * field (Gemma 2's final_logit_softcapping). Edits: the dtype when it changed,
- * and an MLX "quantization" (or "quantization_config") set to null, since
+ * and an MLX "quantization" (or "quantization_config") member removed, since
  * the fused folder is dense. */
+/* The whole member whose value is `v`: from its key's opening quote to the
+ * comma after the value (or, for the last member, from the comma before the
+ * key), so that removing it leaves valid JSON. */
+static tn_span member_extent(const char *text, size_t n, tn_span v) {
+    size_t start = v.start, end = v.start + v.len;
+    while (start > 0 && text[start - 1] != ':') start--; /* back to the colon */
+    if (start > 0) start--;
+    while (start > 0 && text[start] != '"') start--;     /* the key's closing quote */
+    if (start > 0) start--;
+    while (start > 0 && text[start] != '"') start--;     /* its opening quote */
+    size_t after = end;
+    while (after < n && (text[after] == ' ' || text[after] == '\t' || text[after] == '\r' || text[after] == '\n')) after++;
+    if (after < n && text[after] == ',') {
+        end = after + 1;
+    } else { /* last member: take the comma before it */
+        size_t before = start;
+        while (before > 0 && text[before - 1] != ',' && text[before - 1] != '{') before--;
+        if (before > 0 && text[before - 1] == ',') start = before - 1;
+    }
+    tn_span s = {start, end - start};
+    return s;
+}
+
 static int write_config(tn_export_job *j, tn_dtype dtype) {
     char src[8400], dst[8400];
     snprintf(src, sizeof src, "%s/config.json", j->model_dir);
@@ -170,8 +193,8 @@ static int write_config(tn_export_job *j, tn_dtype dtype) {
     } edits[3];
     int ne = 0;
     tn_span sp;
-    if (!tn_json_member_span(text, n, "quantization", &sp)) edits[ne].span = sp, edits[ne++].with = "null";
-    if (!tn_json_member_span(text, n, "quantization_config", &sp)) edits[ne].span = sp, edits[ne++].with = "null";
+    if (!tn_json_member_span(text, n, "quantization", &sp)) edits[ne].span = member_extent(text, n, sp), edits[ne++].with = "";
+    if (!tn_json_member_span(text, n, "quantization_config", &sp)) edits[ne].span = member_extent(text, n, sp), edits[ne++].with = "";
     char quoted[32];
     const char *dtype_key = has_torch_dtype ? "torch_dtype" : "dtype";
     if (dtype != TN_DTYPE_COUNT) {
