@@ -100,8 +100,16 @@ static int plan_tensor(tn_export_job *j, const char *src, const char *name, tn_g
     t->transform = tr;
     if (tn_job_out_shape(j, t)) return -1;
     t->lora = tn_job_lora_of(j, src);
-    t->type = tn_gguf_tensor_type(j->ftype, name, t->out_dims, t->out_shape[t->out_dims - 1], layer, (int)j->spec.n_layers,
-                                  j->spec.tied_embeddings, &t->wanted);
+    /* llama-quant.cpp counts attn_v tensors, not layers: in a hybrid,
+     * attention layer k of n_attention */
+    int qi = layer, qn = (int)j->spec.n_layers;
+    if (j->spec.family->hybrid && layer >= 0 && strstr(name, "attn_v.weight")) {
+        qi = qn = 0;
+        for (int l = 0; l < j->spec.n_layers; l++)
+            if (j->spec.layer_kind[l] == TN_LAYER_ATTENTION) qi += l < layer, qn++;
+    }
+    t->type = tn_gguf_tensor_type(j->ftype, name, t->out_dims, t->out_shape[t->out_dims - 1], qi, qn, j->spec.tied_embeddings,
+                                  &t->wanted);
     return 0;
 }
 
