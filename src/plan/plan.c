@@ -251,6 +251,19 @@ void tn_plan_make(const tn_spec *spec, tn_dtype stored, const tn_plan_settings *
         if (stored != TN_DTYPE_F32)
             add(p, "fp32 layer workspace", w.largest_layer * 4, "one layer's matrices converted from %s to fp32 (%llu weights)", dn, (unsigned long long)w.largest_layer);
     }
+    /* Granite 4.0-H: the experts, the router and the conv1d weights are
+     * kept as fp32 copies when the checkpoint is 16-bit (src/train/hybrid.c). */
+    if (kind != TN_PLAN_FULL && stored != TN_DTYPE_F32 && spec->family->hybrid) {
+        uint64_t copies = 0;
+        for (int l = 0; l < L; l++)
+            for (const tn_tensor_rule *r = spec->family->layer_rules; r->name; r++) {
+                if (r->lora || r->n_dims < 2 || !tn_rule_applies(spec, r, l)) continue;
+                uint64_t n = 1;
+                for (int i = 0; i < r->n_dims; i++) n *= (uint64_t)tn_spec_dim(spec, r->shape[i]);
+                copies += n;
+            }
+        add(p, "fp32 experts, router, conv1d", copies * 4, "%llu weights converted once from %s", (unsigned long long)copies, dn);
+    }
     /* The output head ([V, H], lm_head or the tied embeddings) is used by
      * every logits chunk: kept converted to fp32 once. */
     if (kind != TN_PLAN_FULL && stored != TN_DTYPE_F32) {
