@@ -166,15 +166,17 @@ static int eval_args(tt_ctx *c, tt_scope *sc, const tt_callargs *ca, tt_args *a)
 
 static int output(tt_ctx *c, tv v) { return tv_str_append(c->out, v); }
 
-/* Runs body into a fresh buffer; returns its text as a string value. */
+/* Runs body into a fresh buffer; returns its text as a string value.
+ * A break or continue inside (a set block in a loop: jinja2 compiles it
+ * inline) is passed up, and the text dropped. */
 static int capture(tt_ctx *c, tt_scope *sc, tt_nodes body, tv *out) {
     tt_buf buf = {0}, *saved = c->out;
     c->out = &buf;
     int rc = exec_body(c, sc, body);
     c->out = saved;
-    if (rc < 0) {
+    if (rc != EX_OK) {
         tt_buf_free(&buf);
-        return -1;
+        return rc;
     }
     rc = tv_str_make(c->a, buf.p ? buf.p : "", buf.n, out);
     tt_buf_free(&buf);
@@ -261,7 +263,7 @@ static int call_macro(tt_ctx *c, uint32_t pos, const tv_macro *m, tt_args *a, tv
     }
     if (!rc) rc = capture(c, sc, n->macro.body, out);
     c->depth--;
-    return rc ? -1 : 0;
+    return rc ? -1 : 0; /* break/continue cannot cross a macro (refused when parsed) */
 }
 
 int tt_call_value(tt_ctx *c, uint32_t pos, tv fn, tt_args *a, tv *out) {
@@ -855,7 +857,9 @@ static int exec_stmt(tt_ctx *c, tt_scope *sc, const tt_node *s) {
         return assign(c, sc, s->set.target, v);
     case S_SETBLOCK: {
         tt_scope *bs = scope_new(c, sc);
-        if (!bs || capture(c, bs, s->setblock.body, &v)) return -1;
+        if (!bs) return -1;
+        int rc = capture(c, bs, s->setblock.body, &v);
+        if (rc) return rc;
         if (s->setblock.filter) {
             tv f;
             if (eval_filter(c, sc, s->setblock.filter, &v, &f)) return -1;
@@ -891,8 +895,10 @@ static int exec_stmt(tt_ctx *c, tt_scope *sc, const tt_node *s) {
     case S_FILTERBLOCK: {
         tt_scope *bs = scope_new(c, sc);
         tv r;
-        if (!bs || capture(c, bs, s->filterblock.body, &v) || eval_filter(c, sc, s->filterblock.filter, &v, &r))
-            return -1;
+        if (!bs) return -1;
+        int rc = capture(c, bs, s->filterblock.body, &v);
+        if (rc) return rc;
+        if (eval_filter(c, sc, s->filterblock.filter, &v, &r)) return -1;
         return output(c, r);
     }
     case S_WITH: {

@@ -1212,7 +1212,9 @@ int tt_percent_format(tt_ctx *c, uint32_t pos, tv_str *fmt, tv args, tv *out) {
         }
         tt_buf_free(&body);
     }
-    if (!rc && !mapping && next < pos_args->n)
+    /* Python skips this check for anything with __getitem__ (a list too) */
+    int getitem = mapping || args.type == TV_LIST || (args.type == TV_ITER && args.it->kind == TI_RANGE);
+    if (!rc && !getitem && next < pos_args->n)
         rc = tt_fail_at(c->t, pos, "not all arguments converted during string formatting");
     (void)used_mapping;
     if (rc) {

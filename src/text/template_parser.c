@@ -1022,12 +1022,16 @@ static tt_node *parse_statement_inner(parser *P) {
         n->with.body = nl_done(&body);
         return n;
     }
-    if (is_name(t, "generation")) { /* transformers' AssistantTracker: the body, in its own scope */
+    if (is_name(t, "generation")) { /* transformers' AssistantTracker: the body, as a call block's */
         advance(P);
         if (!(n = node(P, S_SCOPE, at))) return NULL;
         const char *ends[] = {"endgeneration", NULL};
         nlist body = {0};
-        if (parse_statements(P, &body, ends)) return NULL;
+        int sl = P->in_loop;
+        P->in_loop = 0; /* the body is a function: no break out of it */
+        int rc = parse_statements(P, &body, ends);
+        P->in_loop = sl;
+        if (rc) return NULL;
         advance(P);
         n->scope = nl_done(&body);
         return n;
