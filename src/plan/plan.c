@@ -209,7 +209,7 @@ void tn_plan_work_elements(const tn_spec *spec, const tn_plan_settings *s, tn_pl
         if (inner > w->rebuilt) w->rebuilt = inner;
     }
     w->final_norm = T * (2 * H + 1);
-    w->logits = (uint64_t)tn_plan_loss_chunk_rows(spec, (int64_t)T) * V * (spec->family->softcaps ? 2 : 1);
+    w->logits = (uint64_t)tn_plan_loss_chunk_rows(spec, (int64_t)T) * V;
     w->workspace = T * (3 * H + w->rebuilt + w->widest + (uint64_t)(s->rank > 0 ? s->rank : 0));
     if (s->rank > 0 && s->dropout > 0) w->workspace += T * w->rebuilt;
 }
@@ -322,8 +322,8 @@ void tn_plan_make(const tn_spec *spec, tn_dtype stored, const tn_plan_settings *
     add(p, "backward workspace", wk.workspace * 4, "d residual + 2 scratch [T, H], rebuilt norm/activation [T, %llu], widest gradients [T, %llu]%s",
         (unsigned long long)wk.rebuilt, (unsigned long long)wk.widest, ls.rank ? ", LoRA [T, r]" : "");
     int64_t rows = tn_plan_loss_chunk_rows(spec, (int64_t)T);
-    add(p, "logits chunk", wk.logits * 4, "%lld rows x %llu vocab, fp32%s; loss and its gradient computed chunk by chunk", (long long)rows,
-        (unsigned long long)V, spec->family->softcaps ? ", twice (soft-capped values kept)" : "");
+    add(p, "logits chunk", wk.logits * 4, "%lld rows x %llu vocab, fp32; loss and its gradient computed chunk by chunk", (long long)rows,
+        (unsigned long long)V);
     add(p, "batch tokens", T * 8, "ids and labels");
     add(p, "runtime", TN_RUNTIME_OVERHEAD, "code, BLAS and OpenMP buffers, allocator slack");
 }

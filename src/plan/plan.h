@@ -91,8 +91,7 @@ int tn_plan_activation_layout(const tn_spec *spec, const tn_plan_settings *s, in
 
 /* Elements (fp32) of the buffers around the layers, shared by the plan and
  * the trainer's allocation: the final layer output, its normed copy and
- * rstd; the logits chunk (two with a final soft-cap: the capped values are
- * kept for backward); the backward workspace: the residual gradient, two
+ * rstd; the logits chunk (the final soft-cap is fused with the loss); the backward workspace: the residual gradient, two
  * [T, H] scratch buffers, the rebuilt normed input or gated activation
  * [T, max(H, F)], the widest intermediate gradients and the LoRA [T, r]
  * (and, with LoRA dropout, the dropped input [T, max(H, F)]). */

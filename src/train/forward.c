@@ -378,8 +378,8 @@ static int forward_layers(tn_model *m, const tn_lora *lora, tn_activations *a, c
 }
 
 /* Logits of rows [r0, r0 + rows) into buf: head product, Granite's scaling,
- * Gemma's final soft-cap. */
-static void logits_rows(tn_model *m, tn_activations *a, int r0, int rows, float *buf) {
+ * and (when cap) Gemma's final soft-cap; the loss applies the cap itself. */
+static void logits_rows(tn_model *m, tn_activations *a, int r0, int rows, float *buf, int cap) {
     const tn_spec *s = &m->spec;
     int H = (int)s->hidden, V = (int)s->vocab_size;
     tn_matmul_forward(buf, a->final_norm_out + (int64_t)r0 * H, m->head_view, NULL, rows, H, V, 0);
@@ -387,7 +387,7 @@ static void logits_rows(tn_model *m, tn_activations *a, int r0, int rows, float 
         float inv = (float)(1.0 / s->logits_scaling);
         for (int64_t i = 0; i < (int64_t)rows * V; i++) buf[i] *= inv;
     }
-    if (s->family->softcaps && s->final_softcap > 0) tn_softcap_forward(buf, buf, (float)s->final_softcap, (int64_t)rows * V);
+    if (cap && s->family->softcaps && s->final_softcap > 0) tn_softcap_forward(buf, buf, (float)s->final_softcap, (int64_t)rows * V);
 }
 
 static dims dims_of(const tn_model *m, const tn_activations *a, int32_t *pos) {
@@ -407,7 +407,7 @@ int tn_model_logits(tn_model *m, tn_lora *lora, tn_activations *a, const int32_t
     int rc = forward_layers(m, lora, a, &d);
     for (int r0 = 0; rc == 0 && r0 < T; r0 += (int)a->chunk_rows) {
         int rows = T - r0 < a->chunk_rows ? T - r0 : (int)a->chunk_rows;
-        logits_rows(m, a, r0, rows, logits + (int64_t)r0 * m->spec.vocab_size);
+        logits_rows(m, a, r0, rows, logits + (int64_t)r0 * m->spec.vocab_size, 1);
     }
     free(pos);
     return rc;
@@ -439,25 +439,17 @@ double tn_model_step(tn_model *m, tn_lora *lora, tn_activations *a, const int32_
     double loss = 0;
     float *dxf = a->dtmp;
     if (want_grads) memset(dxf, 0, (size_t)T * H * sizeof *dxf);
-    float *capped = s->family->softcaps ? a->logits + a->chunk_rows * (int64_t)V : NULL;
+    /* Gemma 2's final soft-cap is fused with the loss: the chunk holds the
+     * raw logits, and on return their gradient. */
+    float cap = s->family->softcaps && s->final_softcap > 0 ? (float)s->final_softcap : 0.0f;
     for (int r0 = 0; r0 < T; r0 += (int)a->chunk_rows) {
         int rows = T - r0 < a->chunk_rows ? T - r0 : (int)a->chunk_rows;
         float *buf = a->logits;
-        logits_rows(m, a, r0, rows, buf);
-        if (capped) memcpy(capped, buf, (size_t)rows * V * sizeof *buf);
+        logits_rows(m, a, r0, rows, buf, 0);
         int cnt = 0;
-        loss += tn_cross_entropy_forward_backward(buf, shifted + r0, rows, V, (float)grad_scale, &cnt);
+        loss += tn_cross_entropy_softcap_forward_backward(buf, shifted + r0, rows, V, cap, (float)grad_scale, &cnt);
         if (!want_grads) continue;
-        /* buf = dL/d(final logits): back through the soft-cap and scaling. */
-        if (capped) {
-            float *dl = capped; /* reuse: dl = dbuf·(1 − (y/c)²), computed into a zeroed copy */
-            float c = (float)s->final_softcap;
-            for (int64_t i = 0; i < (int64_t)rows * V; i++) {
-                float y = capped[i] / c;
-                dl[i] = buf[i] * (1.0f - y * y);
-            }
-            memcpy(buf, dl, (size_t)rows * V * sizeof *buf);
-        }
+        /* buf = dL/d(scaled logits): back through Granite's scaling. */
         if (s->family->multipliers && s->logits_scaling != 1.0) {
             float inv = (float)(1.0 / s->logits_scaling);
             for (int64_t i = 0; i < (int64_t)rows * V; i++) buf[i] *= inv;
