@@ -237,6 +237,16 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "tune: %s\n", tn_error());
         goto out_chat;
     }
+    if (gguf_dir[0] && !getenv("TUNE_GGUF_FP32")) { /* decode from the GGUF's quantized blocks (TUNE_GGUF_FP32=1: from the fp32 copy) */
+        int nq = 0;
+        if (tn_infer_attach_gguf(&g.inf, &g.m, source, &nq) != 0) {
+            fprintf(stderr, "tune: %s\n", tn_error());
+            tn_infer_free(&g.inf);
+            tn_sampler_free(&g.smp);
+            goto out_chat;
+        }
+        if (nq) fprintf(stderr, "tune generate: decoding reads %d quantized matrices of %s in place\n", nq, source);
+    }
     g.smp.temp = temp, g.smp.top_k = (int)top_k, g.smp.top_p = top_p, g.smp.min_p = min_p, g.smp.repeat_penalty = rp;
     g.ctx = tn_malloc((size_t)max_ctx * sizeof *g.ctx, "context");
     if (!g.ctx) goto out_inf;

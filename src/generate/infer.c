@@ -2,10 +2,13 @@
 #include "generate/infer.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "generate/qmatvec.h"
 #include "nn/ops.h"
+#include "quant/dequant_gguf.h"
 #include "util/error.h"
 
 #define CHUNK 64
@@ -88,15 +91,85 @@ int tn_infer_init(tn_infer *s, const tn_model *m, const tn_lora *lora, int max_c
 
 void tn_infer_free(tn_infer *s) {
     free(s->k);
+    if (s->qw) tn_gguf_close(&s->qw->g);
+    free(s->qw);
+    free(s->qtmp);
     memset(s, 0, sizeof *s);
 }
 
 void tn_infer_reset(tn_infer *s) { s->pos = 0; }
 
-/* y[n, out] = x[n, in]·Wᵀ + b (+ LoRA). */
-static void linear(float *y, const float *x, const float *w, const float *b, int n, int in, int out, const tn_lora *lora, int layer,
-                   tn_module k, float *xa) {
-    tn_matmul_forward(y, x, w, b, n, in, out, 0);
+static const tn_gguf_tensor *find_matrix(const tn_gguf *g, const char *name, int64_t in, int64_t out) {
+    const tn_gguf_tensor *t = tn_gguf_find_tensor(g, name);
+    if (!t || t->n_dims != 2 || t->ne[0] != in || t->ne[1] != out) return NULL;
+    if (t->type == 0 || t->type == 1 || t->type == 28 || t->type == 30 || !tn_gguf_can_dequantize(t->type)) return NULL; /* F32 F16 F64 BF16 */
+    return t;
+}
+
+int tn_infer_attach_gguf(tn_infer *s, const tn_model *m, const char *gguf_path, int *attached) {
+    const tn_spec *sp = &m->spec;
+    if (attached) *attached = 0;
+    if (sp->family->hybrid || !sp->family->gguf_layer) return 0;
+    tn_qweights *qw = tn_calloc(1, sizeof *qw, "quantized weight table");
+    if (!qw) return -1;
+    if (tn_gguf_open(gguf_path, &qw->g) != 0) return free(qw), -1;
+    char hf[256], want[256], name[256];
+    for (int l = 0; l < sp->n_layers; l++)
+        for (int k = 0; k < TN_MOD_COUNT; k++) {
+            if (!tn_module_applies(sp, l, (tn_module)k)) continue;
+            int in, out;
+            tn_module_dims(sp, (tn_module)k, &in, &out);
+            snprintf(want, sizeof want, "model.layers.%d.%s.weight", l, tn_module_paths[k]);
+            for (const tn_gguf_name *e = sp->family->gguf_layer; e->hf; e++) {
+                if (!TN_GGUF_NAME_APPLIES(e, sp)) continue;
+                snprintf(hf, sizeof hf, e->hf, l);
+                if (strcmp(hf, want)) continue;
+                if (e->transform != TN_GGUF_COPY && e->transform != TN_GGUF_PERMUTE_Q && e->transform != TN_GGUF_PERMUTE_K) break;
+                snprintf(name, sizeof name, e->gguf, l);
+                const tn_gguf_tensor *t = find_matrix(&qw->g, name, in, out);
+                if (!t) break;
+                int heads = e->transform == TN_GGUF_PERMUTE_Q ? (int)sp->n_heads : e->transform == TN_GGUF_PERMUTE_K ? (int)sp->n_kv_heads : 0;
+                if (heads && out % (2 * heads)) break;
+                qw->mat[l][k] = (tn_qmat){t->data, t->type, heads};
+                qw->n++;
+                break;
+            }
+        }
+    const tn_gguf_tensor *h = find_matrix(&qw->g, sp->tied_embeddings ? "token_embd.weight" : "output.weight", sp->hidden, sp->vocab_size);
+    if (h) qw->head = (tn_qmat){h->data, h->type, 0}, qw->n++;
+    int64_t Q = sp->n_heads * sp->head_dim, KV = sp->n_kv_heads * sp->head_dim;
+    if (!qw->n || !(s->qtmp = tn_malloc(sizeof(float) * (size_t)(Q > KV ? Q : KV), "decode buffer"))) {
+        int none = !qw->n;
+        tn_gguf_close(&qw->g);
+        free(qw);
+        return none ? 0 : -1;
+    }
+    s->qw = qw;
+    if (attached) *attached = qw->n;
+    return 0;
+}
+
+/* y[out] = W·x for a quantized matrix, rows back to rotate-half order when
+ * stored permuted. */
+static void qmatvec(float *y, const float *x, const tn_qmat *q, int in, int out, float *tmp) {
+    if (!q->perm_heads) {
+        tn_qmatvec(q->type, q->w, x, y, out, in);
+        return;
+    }
+    tn_qmatvec(q->type, q->w, x, tmp, out, in);
+    const int hd = out / q->perm_heads, half = hd / 2;
+    for (int r = 0; r < out; r++) y[(r / hd) * hd + (r % 2) * half + (r % hd) / 2] = tmp[r];
+}
+
+/* y[n, out] = x[n, in]·Wᵀ + b (+ LoRA); q (may be NULL): the quantized
+ * matrix to read instead of w when n is 1. */
+static void linear_q(const tn_qmat *q, float *tmp, float *y, const float *x, const float *w, const float *b, int n, int in, int out,
+                     const tn_lora *lora, int layer, tn_module k, float *xa) {
+    if (q && q->w && n == 1) {
+        qmatvec(y, x, q, in, out, tmp);
+        if (b)
+            for (int i = 0; i < out; i++) y[i] += b[i];
+    } else tn_matmul_forward(y, x, w, b, n, in, out, 0);
     if (!lora) return;
     int idx = lora->index[layer * TN_MOD_COUNT + k];
     if (idx < 0) return;
@@ -104,6 +177,11 @@ static void linear(float *y, const float *x, const float *w, const float *b, int
     tn_matmul_forward(xa, x, mod->a, NULL, n, in, lora->rank, 0);
     for (int64_t i = 0; i < (int64_t)n * lora->rank; i++) xa[i] *= lora->scale;
     tn_matmul_forward(y, xa, mod->b, NULL, n, lora->rank, out, 1);
+}
+
+static void linear(float *y, const float *x, const float *w, const float *b, int n, int in, int out, const tn_lora *lora, int layer,
+                   tn_module k, float *xa) {
+    linear_q(NULL, NULL, y, x, w, b, n, in, out, lora, layer, k, xa);
 }
 
 static int layer_window(const tn_spec *s, int l) {
@@ -243,6 +321,7 @@ static int forward_chunk(tn_infer *s, tn_model *m, const tn_lora *lora, const in
         if (s->pos == 0) /* a new sequence: no recurrent state yet */
             memset(hb.conv_cache, 0, (size_t)(hb.ssm - hb.conv_cache + L * (int64_t)hb.nh * hb.P * hb.N) * sizeof(float));
     }
+#define QM(k) (s->qw ? &s->qw->mat[l][k] : NULL)
     for (int l = 0; l < L; l++) {
         tn_layer_view v;
         if (tn_model_layer_view(m, l, &v) != 0) return -1;
@@ -251,9 +330,9 @@ static int forward_chunk(tn_infer *s, tn_model *m, const tn_lora *lora, const in
             continue;
         }
         tn_rmsnorm_forward(s->xn, rstd, s->x, v.norm1, n, H, eps, one_plus);
-        linear(s->q, s->xn, v.w[TN_MOD_Q], v.bias[TN_MOD_Q], n, H, Q, lora, l, TN_MOD_Q, s->xa);
-        linear(s->kk, s->xn, v.w[TN_MOD_K], v.bias[TN_MOD_K], n, H, KV, lora, l, TN_MOD_K, s->xa);
-        linear(s->vv, s->xn, v.w[TN_MOD_V], v.bias[TN_MOD_V], n, H, KV, lora, l, TN_MOD_V, s->xa);
+        linear_q(QM(TN_MOD_Q), s->qtmp, s->q, s->xn, v.w[TN_MOD_Q], v.bias[TN_MOD_Q], n, H, Q, lora, l, TN_MOD_Q, s->xa);
+        linear_q(QM(TN_MOD_K), s->qtmp, s->kk, s->xn, v.w[TN_MOD_K], v.bias[TN_MOD_K], n, H, KV, lora, l, TN_MOD_K, s->xa);
+        linear_q(QM(TN_MOD_V), s->qtmp, s->vv, s->xn, v.w[TN_MOD_V], v.bias[TN_MOD_V], n, H, KV, lora, l, TN_MOD_V, s->xa);
         if (sp->rope != TN_ROPE_NONE) {
             tn_rope_forward(s->q, &m->rope, pos, n, (int)sp->n_heads, (int)sp->head_dim);
             tn_rope_forward(s->kk, &m->rope, pos, n, (int)sp->n_kv_heads, (int)sp->head_dim);
@@ -262,18 +341,18 @@ static int forward_chunk(tn_infer *s, tn_model *m, const tn_lora *lora, const in
         memcpy(K + (int64_t)s->pos * KV, s->kk, (size_t)n * KV * sizeof(float));
         memcpy(Vc + (int64_t)s->pos * KV, s->vv, (size_t)n * KV * sizeof(float));
         attend(s, sp, l, s->pos, n);
-        linear(s->o, s->att, v.w[TN_MOD_O], v.bias[TN_MOD_O], n, Q, H, lora, l, TN_MOD_O, s->xa);
+        linear_q(QM(TN_MOD_O), s->qtmp, s->o, s->att, v.w[TN_MOD_O], v.bias[TN_MOD_O], n, Q, H, lora, l, TN_MOD_O, s->xa);
         if (sp->family->sandwich_norms) {
             tn_rmsnorm_forward(s->xn, rstd, s->o, v.post_mixer, n, H, eps, one_plus);
             memcpy(s->o, s->xn, (size_t)n * H * sizeof(float));
         }
         for (int64_t i = 0; i < (int64_t)n * H; i++) s->x[i] += rm * s->o[i];
         tn_rmsnorm_forward(s->xn, rstd, s->x, v.norm2, n, H, eps, one_plus);
-        linear(s->g, s->xn, v.w[TN_MOD_GATE], v.bias[TN_MOD_GATE], n, H, F, lora, l, TN_MOD_GATE, s->xa);
-        linear(s->u, s->xn, v.w[TN_MOD_UP], v.bias[TN_MOD_UP], n, H, F, lora, l, TN_MOD_UP, s->xa);
+        linear_q(QM(TN_MOD_GATE), s->qtmp, s->g, s->xn, v.w[TN_MOD_GATE], v.bias[TN_MOD_GATE], n, H, F, lora, l, TN_MOD_GATE, s->xa);
+        linear_q(QM(TN_MOD_UP), s->qtmp, s->u, s->xn, v.w[TN_MOD_UP], v.bias[TN_MOD_UP], n, H, F, lora, l, TN_MOD_UP, s->xa);
         if (sp->family->activation == TN_ACT_GELU_TANH) tn_geglu_forward(s->h, s->g, s->u, (int64_t)n * F);
         else tn_swiglu_forward(s->h, s->g, s->u, (int64_t)n * F);
-        linear(s->o, s->h, v.w[TN_MOD_DOWN], v.bias[TN_MOD_DOWN], n, F, H, lora, l, TN_MOD_DOWN, s->xa);
+        linear_q(QM(TN_MOD_DOWN), s->qtmp, s->o, s->h, v.w[TN_MOD_DOWN], v.bias[TN_MOD_DOWN], n, F, H, lora, l, TN_MOD_DOWN, s->xa);
         if (sp->family->sandwich_norms) {
             tn_rmsnorm_forward(s->xn, rstd, s->o, v.post_mlp, n, H, eps, one_plus);
             memcpy(s->o, s->xn, (size_t)n * H * sizeof(float));
@@ -282,7 +361,9 @@ static int forward_chunk(tn_infer *s, tn_model *m, const tn_lora *lora, const in
     }
     /* Logits of the last position only. */
     tn_rmsnorm_forward(s->xn, rstd, s->x + (int64_t)(n - 1) * H, m->final_norm, 1, H, eps, one_plus);
-    tn_matmul_forward(s->logits, s->xn, m->head_view, NULL, 1, H, V, 0);
+#undef QM
+    if (s->qw && s->qw->head.w) tn_qmatvec(s->qw->head.type, s->qw->head.w, s->xn, s->logits, V, H);
+    else tn_matmul_forward(s->logits, s->xn, m->head_view, NULL, 1, H, V, 0);
     if (sp->family->multipliers && sp->logits_scaling != 1.0)
         for (int i = 0; i < V; i++) s->logits[i] /= (float)sp->logits_scaling;
     if (sp->family->softcaps && sp->final_softcap > 0) tn_softcap_forward(s->logits, s->logits, (float)sp->final_softcap, V);

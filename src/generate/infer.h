@@ -9,7 +9,23 @@
 
 #include <stdint.h>
 
+#include "io/gguf_read.h"
 #include "train/model.h"
+
+/* A matrix kept in its GGUF type (a quantized ggml type), read in place by
+ * the single-token matrix-vector products (generate/qmatvec.h); perm_heads
+ * > 0: the rows are in llama.cpp's interleaved-pair order of that many heads
+ * (Llama's Q and K), put back to rotate-half after the product. */
+typedef struct {
+    const void *w;
+    int type, perm_heads;
+} tn_qmat;
+typedef struct {
+    tn_gguf g;
+    tn_qmat mat[TN_MAX_LAYERS][TN_MOD_COUNT];
+    tn_qmat head;
+    int n; /* matrices attached, head included */
+} tn_qweights;
 
 typedef struct {
     int max_ctx;     /* positions the cache holds */
@@ -17,10 +33,19 @@ typedef struct {
     float *k, *v;    /* [L][max_ctx][KV] */
     float *x, *xn, *q, *kk, *vv, *att, *o, *g, *u, *h, *logits, *xa;
     int chunk;       /* prompt tokens processed at once */
+    tn_qweights *qw; /* quantized matrices of a GGUF (NULL: none) */
+    float *qtmp;     /* [max(Q, KV)] rows before un-permuting */
 } tn_infer;
 
 int tn_infer_init(tn_infer *s, const tn_model *m, const tn_lora *lora, int max_ctx);
 void tn_infer_free(tn_infer *s);
+/* Reads the model's layer matrices and head from the GGUF file it was
+ * imported from (model/gguf_import.h) where they are quantized: decoding
+ * one token then multiplies by the stored blocks instead of the fp32 copy
+ * (prompt chunks keep the fp32 weights and BLAS). The GGUF stays mapped
+ * until tn_infer_free. Matrices in a float type are left to the fp32 path.
+ * *attached (may be NULL) gets the count. */
+int tn_infer_attach_gguf(tn_infer *s, const tn_model *m, const char *gguf_path, int *attached);
 void tn_infer_reset(tn_infer *s);
 /* Runs n tokens at positions pos.. pos+n-1; on return s->logits [V] holds
  * the next-token logits after the last one (scaled and soft-capped as the
