@@ -245,7 +245,13 @@ int cmd_generate(int argc, char **argv) {
             tn_sampler_free(&g.smp);
             goto out_chat;
         }
-        if (nq) fprintf(stderr, "tune generate: decoding reads %d quantized matrices of %s in place\n", nq, source);
+        if (nq) {
+            char types[512] = "";
+            size_t len = 0;
+            for (int t = 0; t < 64 && len < sizeof types - 40; t++)
+                if (g.inf.qw->by_type[t]) len += (size_t)snprintf(types + len, sizeof types - len, "%s%s %d", len ? ", " : "", tn_gguf_type_name(t), g.inf.qw->by_type[t]);
+            fprintf(stderr, "tune generate: decoding reads %d quantized matrices of %s in place (%s)\n", nq, source, types);
+        }
     }
     g.smp.temp = temp, g.smp.top_k = (int)top_k, g.smp.top_p = top_p, g.smp.min_p = min_p, g.smp.repeat_penalty = rp;
     g.ctx = tn_malloc((size_t)max_ctx * sizeof *g.ctx, "context");

@@ -131,12 +131,16 @@ int tn_infer_attach_gguf(tn_infer *s, const tn_model *m, const char *gguf_path, 
                 int heads = e->transform == TN_GGUF_PERMUTE_Q ? (int)sp->n_heads : e->transform == TN_GGUF_PERMUTE_K ? (int)sp->n_kv_heads : 0;
                 if (heads && out % (2 * heads)) break;
                 qw->mat[l][k] = (tn_qmat){t->data, t->type, heads};
+                if (t->type >= 0 && t->type < 64) qw->by_type[t->type]++;
                 qw->n++;
                 break;
             }
         }
     const tn_gguf_tensor *h = find_matrix(&qw->g, sp->tied_embeddings ? "token_embd.weight" : "output.weight", sp->hidden, sp->vocab_size);
-    if (h) qw->head = (tn_qmat){h->data, h->type, 0}, qw->n++;
+    if (h) {
+        qw->head = (tn_qmat){h->data, h->type, 0}, qw->n++;
+        if (h->type >= 0 && h->type < 64) qw->by_type[h->type]++;
+    }
     int64_t Q = sp->n_heads * sp->head_dim, KV = sp->n_kv_heads * sp->head_dim;
     if (!qw->n || !(s->qtmp = tn_malloc(sizeof(float) * (size_t)(Q > KV ? Q : KV), "decode buffer"))) {
         int none = !qw->n;

@@ -25,6 +25,7 @@ typedef struct {
     tn_qmat mat[TN_MAX_LAYERS][TN_MOD_COUNT];
     tn_qmat head;
     int n; /* matrices attached, head included */
+    int by_type[64]; /* of them, per ggml type */
 } tn_qweights;
 
 typedef struct {

@@ -170,15 +170,19 @@ V3 static float v3_q4_0(const uint8_t *b, const float *x, int64_t n, const float
 V3 static float v3_q5_0(const uint8_t *b, const float *x, int64_t n, const float *bsum) {
     (void)bsum;
     __m256 acc = _mm256_setzero_ps();
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    /* byte j of the fifth-bit mask: 0xFF where bit j of qh is set (llama.cpp's bytes_from_bits_32) */
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0x0000000000000000);
+    const __m256i bits = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe), ones = _mm256_set1_epi64x(-1);
+    const __m256i b10 = _mm256_set1_epi8(0x10), k16 = _mm256_set1_epi8(16);
     for (int64_t i = 0; i < n / 32; i++, b += 22, x += 32) {
         uint32_t qh;
         memcpy(&qh, b + 2, 4);
-        int8_t v[32];
-        for (int j = 0; j < 16; j++) {
-            v[j] = (int8_t)((int)((b[6 + j] & 0x0F) | (((qh >> j) << 4) & 0x10)) - 16);
-            v[j + 16] = (int8_t)((int)((b[6 + j] >> 4) | ((qh >> (j + 12)) & 0x10)) - 16);
-        }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(v3_f16(b)), v3_dot32(_mm256_loadu_si256((const __m256i *)v), x), acc);
+        __m256i hb = _mm256_cmpeq_epi8(_mm256_or_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), shuf), bits), ones);
+        __m128i q = _mm_loadu_si128((const __m128i *)(b + 6));
+        __m256i nib = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m4), _mm_and_si128(q, m4));
+        __m256i v = _mm256_sub_epi8(_mm256_or_si256(nib, _mm256_and_si256(hb, b10)), k16);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(v3_f16(b)), v3_dot32(v, x), acc);
     }
     return v3_hsum(acc);
 }
