@@ -3,7 +3,8 @@
 # Every dense fixture family exported by `tune export` as F32 gives the same
 # greedy text as its folder, raw and through the chat template the GGUF
 # carries, with and without a LoRA adapter folder; Q8_0 runs (its text is
-# printed beside the folder's: the weights differ, so the greedy tokens may).
+# printed beside the folder's: the weights differ, so the greedy tokens may)
+# and decodes from its quantized blocks the same text as from its F32 copy.
 # Broken GGUF files (truncated, bad magic, duplicate key, tensor past the end,
 # misaligned offset, a 2 GB string length claim) and GGUFs tune cannot run
 # each give a message naming the file and exit 2, never a signal or a
@@ -36,6 +37,8 @@ for f in llama mistral qwen2 gemma2 granite; do
         grep -q "dequantized to F32" $W/err || fail "$f: no unpack line on stderr"
         [ "$a" == "$b" ] || fail "$f $mode: F32 GGUF generated '$b', the folder '$a'"
         c=$(gen $W/$f.q8_0.gguf "${args[@]}") || fail "$f $mode: q8_0 GGUF: $(tail -2 $W/err)"
+        d=$(TUNE_GGUF_FP32=1 gen $W/$f.q8_0.gguf "${args[@]}") || fail "$f $mode: q8_0 GGUF, fp32 copy: $(tail -2 $W/err)"
+        [ "$c" == "$d" ] || fail "$f $mode: q8_0 GGUF decoded from its blocks gave '$c', from the dequantized copy '$d'"
         same=different; [ "$a" == "$c" ] && same=same
         echo "$f ${mode#--}: f32 GGUF = folder ($(printf %s "$a" | wc -c) bytes of text); q8_0 GGUF: $same"
     done
