@@ -240,16 +240,19 @@ static int have_v3(void) {
         __builtin_cpu_init();
         v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
     }
-    return v;
+    return v && !tn_qmatvec_portable_only;
 }
 #define TN_HAVE_V3 1
 #endif
+
+int tn_qmatvec_portable_only = -1;
 
 int tn_qmatvec_fast(int type) {
     return type == TN_GGML_Q8_0 || type == TN_GGML_Q4_0 || type == TN_GGML_Q5_0 || type == TN_GGML_Q4_K || type == TN_GGML_Q6_K;
 }
 
 void tn_qmatvec(int type, const void *w, const float *x, float *y, int64_t rows, int64_t cols) {
+    if (tn_qmatvec_portable_only < 0) tn_qmatvec_portable_only = getenv("TUNE_NO_SIMD") != NULL;
     const uint64_t row_bytes = (uint64_t)(cols / tn_gguf_type_block(type)) * (uint64_t)tn_gguf_type_bytes(type);
     const uint8_t *base = w;
     float (*dot)(const uint8_t *, const float *, int64_t, const float *) = NULL;

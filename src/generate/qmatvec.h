@@ -13,6 +13,9 @@
 
 /* Whether the type has a kernel of its own (others take the generic path). */
 int tn_qmatvec_fast(int type);
+/* 1: use the portable C kernels even where AVX2 is there (tests; also set by
+ * the TUNE_NO_SIMD environment variable). -1 until first use. */
+extern int tn_qmatvec_portable_only;
 /* y[r] = (Σ_c W[r, c]·x[c]) for r < rows, W rows of `cols` values of ggml
  * type `type` laid end to end from w (cols a multiple of the block size). */
 void tn_qmatvec(int type, const void *w, const float *x, float *y, int64_t rows, int64_t cols);

@@ -67,7 +67,14 @@ static void test_types(void **state) {
     free(w), free(x), free(q);
 }
 
+/* The portable C kernels (what ARM and pre-AVX2 machines run), forced. */
+static void test_types_portable(void **state) {
+    tn_qmatvec_portable_only = 1;
+    test_types(state);
+    tn_qmatvec_portable_only = 0;
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_types)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_types), cmocka_unit_test(test_types_portable)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
