@@ -26,6 +26,7 @@
 /* One GGUF tensor on its way to the folder. */
 typedef struct {
     const tn_gguf_tensor *t;
+    const tn_gguf_tensor *t2; /* the second half (ffn_up) of a joined [gate; up] */
     char hf[NAME_MAX_LEN];
     tn_gguf_transform transform;
     int n_dims;
@@ -194,7 +195,81 @@ static const char *hf_architecture(const char *model_type) {
     if (!strcmp(model_type, "qwen2")) return "Qwen2ForCausalLM";
     if (!strcmp(model_type, "gemma2")) return "Gemma2ForCausalLM";
     if (!strcmp(model_type, "granite")) return "GraniteForCausalLM";
+    if (!strcmp(model_type, "granitemoehybrid")) return "GraniteMoeHybridForCausalLM";
     return "";
+}
+
+/* Granite 4.0-H: the layer types from attention.head_count_kv (one value
+ * a layer, 0 for a Mamba2 layer), the mamba_* fields from the ssm.* keys
+ * and the tensors present (biases), the experts' counts, "nope" unless
+ * rope.scaling.finetuned says the attention layers use rope. */
+static int hybrid_config(importer *im, cJSON *c, int64_t layers, int64_t hidden, int64_t ff, int64_t *kv_heads) {
+    tn_gguf *g = &im->g;
+    char k[160];
+    snprintf(k, sizeof k, "%s.attention.head_count_kv", im->arch);
+    const tn_gguf_kv *kv = tn_gguf_find(g, k);
+    if (!kv) return tn_fail("%s: missing key %s (one value a layer, 0 for a Mamba2 layer)", im->path, k);
+    if (layers > TN_MAX_LAYERS) return tn_fail("%s: %lld layers (tune reads at most %d)", im->path, (long long)layers, TN_MAX_LAYERS);
+    int64_t per[TN_MAX_LAYERS];
+    if (kv->type == TN_GGUF_ARRAY) {
+        if (kv->elem_type == TN_GGUF_STRING || kv->n != (uint64_t)layers)
+            return tn_fail("%s: %s: expected %lld integers (one a layer), got %llu values", im->path, k, (long long)layers, (unsigned long long)kv->n);
+        for (int64_t l = 0; l < layers; l++) per[l] = tn_gguf_arr_int(kv, (uint64_t)l);
+    } else {
+        int64_t v;
+        if (tn_gguf_get_int(g, k, &v) != 1) return tn_fail("%s: %s: expected an integer or a list of integers", im->path, k);
+        for (int64_t l = 0; l < layers; l++) per[l] = v;
+    }
+    *kv_heads = 0;
+    cJSON *types = cJSON_AddArrayToObject(c, "layer_types");
+    int64_t first_mamba = -1;
+    for (int64_t l = 0; l < layers; l++) {
+        if (per[l] < 0) return tn_fail("%s: %s[%lld] is %lld (expected >= 0)", im->path, k, (long long)l, (long long)per[l]);
+        if (per[l] > 0 && *kv_heads > 0 && per[l] != *kv_heads)
+            return tn_fail("%s: %s differs between attention layers (%lld and %lld): tune runs attention layers of one shape", im->path, k,
+                           (long long)*kv_heads, (long long)per[l]);
+        if (per[l] > 0) *kv_heads = per[l];
+        else if (first_mamba < 0) first_mamba = l;
+        cJSON_AddItemToArray(types, cJSON_CreateString(per[l] ? "attention" : "mamba"));
+    }
+    if (*kv_heads == 0 && get_u(im, "attention.head_count", kv_heads, 1) < 0) return -1;
+    int64_t conv = 4, state = 0, groups = 1, inner = 0, heads = 0;
+    if (get_u(im, "ssm.conv_kernel", &conv, 1) < 0 || get_u(im, "ssm.state_size", &state, 1) < 0 || get_u(im, "ssm.group_count", &groups, 1) < 0 ||
+        get_u(im, "ssm.inner_size", &inner, 1) < 0 || get_u(im, "ssm.time_step_rank", &heads, 1) < 0)
+        return -1;
+    if (conv <= 0 || state <= 0 || groups <= 0 || inner <= 0 || heads <= 0 || inner % heads)
+        return tn_fail("%s: %s.ssm.* keys: conv_kernel %lld, state_size %lld, group_count %lld, inner_size %lld, time_step_rank %lld (expected "
+                       "positive sizes, inner_size a multiple of time_step_rank, the Mamba2 head count)",
+                       im->path, im->arch, (long long)conv, (long long)state, (long long)groups, (long long)inner, (long long)heads);
+    cJSON_AddNumberToObject(c, "mamba_d_conv", (double)conv);
+    cJSON_AddNumberToObject(c, "mamba_d_state", (double)state);
+    cJSON_AddNumberToObject(c, "mamba_n_groups", (double)groups);
+    cJSON_AddNumberToObject(c, "mamba_n_heads", (double)heads);
+    cJSON_AddNumberToObject(c, "mamba_d_head", (double)(inner / heads));
+    cJSON_AddNumberToObject(c, "mamba_expand", (double)inner / (double)hidden);
+    char t[NAME_MAX_LEN];
+    int64_t ml = first_mamba >= 0 ? first_mamba : 0;
+    snprintf(t, sizeof t, "blk.%lld.ssm_conv1d.bias", (long long)ml);
+    cJSON_AddBoolToObject(c, "mamba_conv_bias", first_mamba < 0 || tn_gguf_find_tensor(g, t) != NULL);
+    snprintf(t, sizeof t, "blk.%lld.ssm_in.bias", (long long)ml);
+    cJSON_AddBoolToObject(c, "mamba_proj_bias", first_mamba >= 0 && tn_gguf_find_tensor(g, t) != NULL);
+    /* Experts; the shared MLP's size from its key, else its gate's rows. */
+    int64_t experts = 0, used = 0, shared = -1;
+    if (get_u(im, "expert_count", &experts, 0) < 0 || get_u(im, "expert_used_count", &used, 0) < 0 ||
+        get_u(im, "expert_shared_feed_forward_length", &shared, 0) < 0)
+        return -1;
+    if (shared < 0) {
+        const tn_gguf_tensor *gate = tn_gguf_find_tensor(g, experts > 0 ? "blk.0.ffn_gate_shexp.weight" : "blk.0.ffn_gate.weight");
+        shared = gate && gate->n_dims == 2 ? gate->ne[1] : ff;
+    }
+    cJSON_AddNumberToObject(c, "shared_intermediate_size", (double)shared);
+    cJSON_AddNumberToObject(c, "num_local_experts", (double)experts);
+    cJSON_AddNumberToObject(c, "num_experts_per_tok", (double)(experts > 0 ? used : 0));
+    int ft = 0;
+    snprintf(k, sizeof k, "%s.rope.scaling.finetuned", im->arch);
+    if (tn_gguf_get_bool(g, k, &ft) < 0) return -1;
+    cJSON_AddStringToObject(c, "position_embedding_type", ft ? "rope" : "nope");
+    return 0;
 }
 
 static int build_config(importer *im) {
@@ -216,7 +291,11 @@ static int build_config(importer *im) {
     kv_heads = heads;
     head_dim = hidden / heads;
     int r;
-    if (get_u(im, "attention.head_count_kv", &kv_heads, 0) < 0 || get_u(im, "attention.key_length", &head_dim, 0) < 0) return -1;
+    if (f->hybrid) {
+        if (hybrid_config(im, c, layers, hidden, ff, &kv_heads)) return -1;
+    } else if (get_u(im, "attention.head_count_kv", &kv_heads, 0) < 0)
+        return -1;
+    if (get_u(im, "attention.key_length", &head_dim, 0) < 0) return -1;
     v_dim = head_dim;
     rope_dim = head_dim;
     if (get_u(im, "attention.value_length", &v_dim, 0) < 0 || get_u(im, "rope.dimension_count", &rope_dim, 0) < 0) return -1;
@@ -309,7 +388,7 @@ static int build_config(importer *im) {
 
 /* The HF name of GGUF tensor `name` (and its transform) from the family's
  * tables; 0 when found. */
-static int hf_name_of(const tn_family *f, const char *name, int64_t n_layers, char *hf, tn_gguf_transform *tr) {
+static int hf_name_of(const tn_family *f, const char *name, int64_t n_layers, const tn_spec *spec, char *hf, tn_gguf_transform *tr) {
     for (const tn_gguf_name *e = f->gguf_global; e->hf; e++)
         if (!strcmp(e->gguf, name)) {
             snprintf(hf, NAME_MAX_LEN, "%s", e->hf);
@@ -321,6 +400,7 @@ static int hf_name_of(const tn_family *f, const char *name, int64_t n_layers, ch
     if (sscanf(name, "blk.%d.%255s", &layer, rest) != 2 || layer < 0 || layer >= n_layers) return -1;
     char want[NAME_MAX_LEN];
     for (const tn_gguf_name *e = f->gguf_layer; e->hf; e++) {
+        if (!TN_GGUF_NAME_APPLIES(e, spec)) continue;
         snprintf(want, sizeof want, e->gguf, layer);
         if (!strcmp(want, name)) {
             snprintf(hf, NAME_MAX_LEN, e->hf, layer);
@@ -332,13 +412,14 @@ static int hf_name_of(const tn_family *f, const char *name, int64_t n_layers, ch
 }
 
 /* The GGUF name of HF tensor `hf` (for messages). */
-static const char *gguf_name_of(const tn_family *f, const char *hf, char *out) {
+static const char *gguf_name_of(const tn_family *f, const tn_spec *spec, const char *hf, char *out) {
     for (const tn_gguf_name *e = f->gguf_global; e->hf; e++)
         if (!strcmp(e->hf, hf)) return snprintf(out, NAME_MAX_LEN, "%s", e->gguf), out;
     int layer;
     if (sscanf(hf, "model.layers.%d.", &layer) == 1) {
         char want[NAME_MAX_LEN];
         for (const tn_gguf_name *e = f->gguf_layer; e->hf; e++) {
+            if (!TN_GGUF_NAME_APPLIES(e, spec)) continue;
             snprintf(want, sizeof want, e->hf, layer);
             if (!strcmp(want, hf)) return snprintf(out, NAME_MAX_LEN, e->gguf, layer), out;
         }
@@ -346,28 +427,79 @@ static const char *gguf_name_of(const tn_family *f, const char *hf, char *out) {
     return snprintf(out, NAME_MAX_LEN, "(no GGUF name)"), out;
 }
 
+/* The shape of the Hugging Face tensor, from the GGUF tensor's (in
+ * PyTorch order) and the transform; 0 when it fits the transform. */
+static int hf_shape(importer *im, mapped *m) {
+    const tn_gguf_tensor *t = m->t;
+    m->n_dims = t->n_dims;
+    for (int d = 0; d < t->n_dims; d++) m->shape[d] = t->ne[t->n_dims - 1 - d];
+    char a[96];
+    switch (m->transform) {
+    case TN_GGUF_NEG_EXP:
+    case TN_GGUF_COLUMN: /* [H, 1] -> [H] */
+        if (m->n_dims != 2 || m->shape[1] != 1) break;
+        m->n_dims = 1;
+        return 0;
+    case TN_GGUF_SQUEEZE: /* [C, K] -> [C, 1, K] */
+        if (m->n_dims != 2) break;
+        m->n_dims = 3, m->shape[2] = m->shape[1], m->shape[1] = 1;
+        return 0;
+    case TN_GGUF_GROUPS: /* [G, d / G] -> [d] */
+        if (m->n_dims != 2) break;
+        m->n_dims = 1, m->shape[0] *= m->shape[1];
+        return 0;
+    case TN_GGUF_FIRST_HALF: /* [..., F, C] -> [..., 2F, C] once joined with its second half */
+        if (m->n_dims < 2) break;
+        m->shape[m->n_dims - 2] *= 2;
+        return 0;
+    default: return 0;
+    }
+    return tn_fail("%s: tensor %s has shape %s, which is not what tune's export writes for Hugging Face's %s", im->path, t->name,
+                   tn_shape_string(m->shape, m->n_dims, a, sizeof a), m->hf);
+}
+
 static int map_tensors(importer *im) {
     tn_gguf *g = &im->g;
     im->m = tn_calloc((size_t)(g->n_tensors ? g->n_tensors : 1), sizeof *im->m, "tensor map");
     if (!im->m) return -1;
-    for (int64_t i = 0; i < g->n_tensors; i++) {
-        const tn_gguf_tensor *t = &g->tensors[i];
-        if (!strcmp(t->name, "rope_freqs.weight")) continue;
-        mapped *m = &im->m[im->n];
-        if (hf_name_of(im->family, t->name, im->spec.n_layers, m->hf, &m->transform))
-            return tn_fail("%s: tensor '%s' is not part of a %s model as tune knows it (no Hugging Face name in the family table)", im->path, t->name,
-                           im->arch);
-        if (!tn_gguf_can_dequantize(t->type))
-            return tn_fail("%s: tensor '%s' has type %s, which tune does not read (it reads %s)", im->path, t->name, tn_gguf_type_name(t->type),
-                           tn_gguf_dequantize_list());
-        m->t = t;
-        m->n_dims = t->n_dims;
-        for (int d = 0; d < t->n_dims; d++) m->shape[d] = t->ne[t->n_dims - 1 - d];
-        m->rows = t->n_dims ? m->shape[0] : 1;
-        m->cols = t->n_dims ? (int64_t)(t->n_elements / (uint64_t)(m->rows ? m->rows : 1)) : 1;
-        if (t->n_dims == 1) m->rows = t->ne[0], m->cols = 1;
-        im->n++;
-    }
+    /* Pass 0 maps every tensor but the second halves of joined matrices
+     * (ffn_up beside ffn_gate); pass 1 attaches those to their first half. */
+    for (int pass = 0; pass < 2; pass++)
+        for (int64_t i = 0; i < g->n_tensors; i++) {
+            const tn_gguf_tensor *t = &g->tensors[i];
+            if (!strcmp(t->name, "rope_freqs.weight")) continue;
+            mapped tmp = {0}, *m = &tmp;
+            if (hf_name_of(im->family, t->name, im->spec.n_layers, &im->spec, m->hf, &m->transform))
+                return tn_fail("%s: tensor '%s' is not part of a %s model as tune knows it (no Hugging Face name in the family table)", im->path,
+                               t->name, im->arch);
+            if ((m->transform == TN_GGUF_SECOND_HALF) != (pass == 1)) continue;
+            if (!tn_gguf_can_dequantize(t->type))
+                return tn_fail("%s: tensor '%s' has type %s, which tune does not read (it reads %s)", im->path, t->name, tn_gguf_type_name(t->type),
+                               tn_gguf_dequantize_list());
+            if (pass == 1) {
+                mapped *first = NULL;
+                for (int k = 0; k < im->n && !first; k++)
+                    if (im->m[k].transform == TN_GGUF_FIRST_HALF && !strcmp(im->m[k].hf, m->hf)) first = &im->m[k];
+                if (!first) return tn_fail("%s: tensor %s has no first half (the gate rows of Hugging Face's %s)", im->path, t->name, m->hf);
+                if (first->t2) return tn_fail("%s: tensor %s: Hugging Face's %s already has its second half", im->path, t->name, m->hf);
+                int same = t->n_dims == first->t->n_dims;
+                for (int d = 0; same && d < t->n_dims; d++) same = t->ne[d] == first->t->ne[d];
+                if (!same) return tn_fail("%s: tensors %s and %s differ in shape (the halves of Hugging Face's %s)", im->path, first->t->name, t->name, m->hf);
+                first->t2 = t;
+                continue;
+            }
+            m->t = t;
+            if (hf_shape(im, m)) return -1;
+            m->rows = m->n_dims ? m->shape[0] : 1;
+            int64_t n = 1;
+            for (int d = 0; d < m->n_dims; d++) n *= m->shape[d];
+            m->cols = m->rows ? n / m->rows : 1;
+            if (m->n_dims == 1) m->cols = 1;
+            im->m[im->n++] = *m;
+        }
+    for (int k = 0; k < im->n; k++)
+        if (im->m[k].transform == TN_GGUF_FIRST_HALF && !im->m[k].t2)
+            return tn_fail("%s: tensor %s has no second half (the up rows of Hugging Face's %s)", im->path, im->m[k].t->name, im->m[k].hf);
     return 0;
 }
 
@@ -394,7 +526,7 @@ static int check_tensors(importer *im) {
             int64_t want[3];
             for (int d = 0; d < r->n_dims; d++) want[d] = tn_spec_dim(s, r->shape[d]);
             if (!m) {
-                tn_fail("%s: missing tensor %s %s (Hugging Face's %s)", im->path, gguf_name_of(s->family, name, gname),
+                tn_fail("%s: missing tensor %s %s (Hugging Face's %s)", im->path, gguf_name_of(s->family, s, name, gname),
                         tn_shape_string(want, r->n_dims, a, sizeof a), name);
                 goto done;
             }
@@ -440,10 +572,30 @@ static void dequantize(const tn_gguf_tensor *t, float *out) {
     for (int64_t r = 0; r < rows; r++) tn_gguf_dequantize_row(t->type, (const unsigned char *)t->data + (uint64_t)r * row_bytes, out + r * ne0, ne0);
 }
 
+/* [gate; up] from two GGUF tensors of [..., F, C]: per outer block
+ * (expert), the F gate rows then the F up rows. */
+static int fill_joined(importer *im, const mapped *m, float *out, uint64_t n_bytes) {
+    const uint64_t n = m->t->n_elements;
+    if (n_bytes != 2 * n * 4) return tn_fail("internal: %s: %llu bytes for 2 x %llu values", m->hf, (unsigned long long)n_bytes, (unsigned long long)n);
+    float *half = tn_malloc((size_t)(n > 0 ? 2 * n : 1) * sizeof(float), "fp32 gate / up buffer");
+    if (!half) return -1;
+    dequantize(m->t, half);
+    dequantize(m->t2, half + n);
+    const int64_t block = m->t->ne[0] * m->t->ne[1]; /* F x C values an expert */
+    const int64_t outer = block ? (int64_t)n / block : 0;
+    for (int64_t e = 0; e < outer; e++) {
+        memcpy(out + 2 * e * block, half + e * block, (size_t)block * sizeof(float));
+        memcpy(out + (2 * e + 1) * block, half + n + e * block, (size_t)block * sizeof(float));
+    }
+    free(half);
+    return 0;
+}
+
 static int fill(void *ctx, int i, void *buf, uint64_t n_bytes) {
     importer *im = ctx;
     const mapped *m = &im->m[i];
     float *out = buf;
+    if (m->t2) return fill_joined(im, m, out, n_bytes);
     if (n_bytes != m->t->n_elements * 4) return tn_fail("internal: %s: %llu bytes for %llu values", m->hf, (unsigned long long)n_bytes,
                                                        (unsigned long long)m->t->n_elements);
     switch (m->transform) {
@@ -463,7 +615,17 @@ static int fill(void *ctx, int i, void *buf, uint64_t n_bytes) {
         for (uint64_t k = 0; k < m->t->n_elements; k++) out[k] -= 1.0f;
         break;
     }
-    default: dequantize(m->t, out); break;
+    case TN_GGUF_NEG_EXP: {
+        /* ssm_a = -exp(A_log): A_log = log(-ssm_a) */
+        dequantize(m->t, out);
+        for (uint64_t k = 0; k < m->t->n_elements; k++) {
+            if (!(out[k] < 0.0f) || !isfinite(out[k]))
+                return tn_fail("%s: tensor %s[%llu] is %g (expected -exp(A_log) < 0)", im->path, m->t->name, (unsigned long long)k, (double)out[k]);
+            out[k] = logf(-out[k]);
+        }
+        break;
+    }
+    default: dequantize(m->t, out); break; /* COLUMN, SQUEEZE, GROUPS: the same values in the same order */
     }
     return 0;
 }
@@ -506,9 +668,9 @@ static int open_importer(importer *im, const char *gguf_path) {
             im->family = tn_families[i];
             break;
         }
-    if (!im->family || !im->family->gguf_layer || im->family->hybrid)
-        return tn_fail("%s: general.architecture '%s' is not supported (tune reads GGUF models of architecture llama (also Mistral), qwen2, gemma2 "
-                       "and granite)",
+    if (!im->family || !im->family->gguf_layer)
+        return tn_fail("%s: general.architecture '%s' is not supported (tune reads GGUF models of architecture llama (also Mistral), qwen2, gemma2, "
+                       "granite and granitehybrid)",
                        gguf_path, im->arch);
     im->rope_freqs = tn_gguf_find_tensor(g, "rope_freqs.weight");
     if (build_config(im) || map_tensors(im) || check_tensors(im)) return -1;

@@ -5,7 +5,10 @@
  *
  *   metadata  {arch}.* keys -> config.json for the families whose GGUF
  *             tables model/families.c holds (llama, also Mistral; qwen2;
- *             gemma2; granite); rope_freqs.weight -> Llama 3 rope scaling
+ *             gemma2; granite; granitehybrid: layer_types from the per-layer
+ *             attention.head_count_kv, 0 for Mamba2 layers, mamba_* from
+ *             ssm.*, the experts' counts, "nope" position embeddings unless
+ *             rope.scaling.finetuned); rope_freqs.weight -> Llama 3 rope scaling
  *             (the parameters recovered from the factors, and checked to
  *             give those factors back); Gemma 2's query scale is
  *             1/sqrt(head_dim), as llama.cpp computes it (hidden / heads
@@ -13,6 +16,9 @@
  *   weights   every tensor dequantized to fp32 as ggml does (quant/
  *             dequant_gguf.h), the export transforms undone (Q/K rows from
  *             interleaved pairs back to rotate-half, Gemma's norms w - 1,
+ *             Granite 4.0-H's A_log = log(-ssm_a), conv1d [C, K] ->
+ *             [C, 1, K], D [H, 1] -> [H], norm [G, d/G] -> [d], ffn_gate
+ *             and ffn_up (or the experts' halves) joined as [gate; up],
  *             shapes back to PyTorch order), under Hugging Face names, in
  *             one F32 model.safetensors;
  *   tokenizer text/gguf_tokenizer.h: tokenizer.json, tokenizer_config.json

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End to end: `tune generate FILE.gguf` against `tune generate FOLDER`.
-# Every dense fixture family exported by `tune export` as F32 gives the same
+# Every fixture family (Granite 4.0-H dense and with experts included)
+# exported by `tune export` as F32 gives the same
 # greedy text as its folder, raw and through the chat template the GGUF
 # carries, with and without a LoRA adapter folder; Q8_0 runs (its text is
 # printed beside the folder's: the weights differ, so the greedy tokens may)
@@ -25,7 +26,7 @@ gen() { # MODEL [args...]: greedy text, 24 tokens
     $T generate "$m" --temp 0 --max-tokens 24 --prompt "$PROMPT" "$@" 2> "$W/err"
 }
 
-for f in llama mistral qwen2 gemma2 granite; do
+for f in llama mistral qwen2 gemma2 granite granitehybrid granitehybrid-moe; do
     M=$FX/$f
     for ty in f32 q8_0; do
         $T export $M --gguf $W/$f.$ty.gguf --type $ty 2> $W/err || fail "export $f $ty: $(tail -2 $W/err)"

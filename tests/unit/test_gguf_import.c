@@ -226,6 +226,98 @@ static void test_f32_round_trip(void **state) {
     }
 }
 
+/* ---- Granite 4.0-H: the Mamba2 transforms undone ---- */
+
+/* Every tensor of the fixture comes back under its name and shape; all but
+ * A_log bit for bit (ssm_a = -expf(A_log), read back as logf(-ssm_a), may
+ * round by an ulp or so); `tune check`'s tensor check passes on the
+ * folder; the spec's hybrid fields; the logits and the greedy
+ * continuation. */
+static void test_hybrid_round_trip(void **state) {
+    (void)state;
+    static const char *const families[] = {"granitehybrid", "granitehybrid-moe"};
+    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
+        char fx[4200], gguf[512], dir[512];
+        snprintf(fx, sizeof fx, "%s/tests/fixtures/%s", root(), families[f]);
+        snprintf(gguf, sizeof gguf, "%s/%s.f32.gguf", tmp, families[f]);
+        snprintf(dir, sizeof dir, "%s/%s.f32", tmp, families[f]);
+        export_gguf(families[f], "f32", gguf, NULL);
+        if (tn_gguf_to_hf(gguf, dir)) fail_msg("%s: %s", families[f], tn_error());
+        tn_safetensors a, b;
+        if (tn_safetensors_open(dir, &a) || tn_safetensors_open(fx, &b)) fail_msg("%s", tn_error());
+        assert_int_equal(a.n_tensors, b.n_tensors);
+        double d_alog = 0, rel_alog = 0;
+        int n_alog_differ = 0;
+        for (int i = 0; i < b.n_tensors; i++) {
+            const tn_tensor_info *tb = &b.tensors[i], *ta = tn_safetensors_find(&a, tb->name);
+            if (!ta) fail_msg("%s: the GGUF lacks %s", families[f], tb->name);
+            assert_int_equal(ta->n_dims, tb->n_dims);
+            for (int d = 0; d < tb->n_dims; d++) assert_int_equal(ta->shape[d], tb->shape[d]);
+            float *x = malloc(tb->n_elements * 4), *y = malloc(tb->n_elements * 4);
+            assert_int_equal(tn_tensor_read_f32(&a, NULL, ta->name, x, dir), 0);
+            assert_int_equal(tn_tensor_read_f32(&b, NULL, tb->name, y, fx), 0);
+            int alog = strstr(tb->name, ".A_log") != NULL;
+            for (uint64_t k = 0; k < tb->n_elements; k++) {
+                if (!memcmp(&x[k], &y[k], 4)) continue;
+                if (!alog) fail_msg("%s: %s[%llu] is %.9g, the fixture's %.9g", families[f], tb->name, (unsigned long long)k, (double)x[k], (double)y[k]);
+                n_alog_differ++;
+                d_alog = fmax(d_alog, fabs((double)x[k] - (double)y[k]));
+                rel_alog = fmax(rel_alog, fabs((double)x[k] - (double)y[k]) / fmax(fabs((double)y[k]), 1e-30));
+            }
+            free(x), free(y);
+        }
+        tn_safetensors_close(&a);
+        tn_safetensors_close(&b);
+        /* logf(-(-expf(a))): exp rounds to half an ulp relative, which log
+         * turns into an absolute error of about 6e-8 */
+        if (d_alog > 2.4e-7) fail_msg("%s: A_log differs by up to %g (relative %g)", families[f], d_alog, rel_alog);
+        tn_spec sa, sb;
+        assert_int_equal(tn_spec_load(dir, &sa), 0);
+        assert_int_equal(tn_spec_load(fx, &sb), 0);
+        /* what `tune check` runs: the family table explains every tensor */
+        char report[2048] = "";
+        if (tn_safetensors_open(dir, &a)) fail_msg("%s", tn_error());
+        int problems = tn_spec_check_tensors(&sa, &a, report, sizeof report);
+        tn_safetensors_close(&a);
+        if (problems) fail_msg("%s: tune check finds %d problems: %s", families[f], problems, report);
+        assert_int_equal(sa.n_layers, sb.n_layers);
+        for (int l = 0; l < sa.n_layers; l++) assert_int_equal(sa.layer_kind[l], sb.layer_kind[l]);
+        assert_int_equal(sa.n_heads, sb.n_heads);
+        assert_int_equal(sa.n_kv_heads, sb.n_kv_heads);
+        assert_int_equal(sa.head_dim, sb.head_dim);
+        assert_int_equal(sa.intermediate, sb.intermediate);
+        assert_int_equal(sa.shared_intermediate, sb.shared_intermediate);
+        assert_int_equal(sa.n_experts, sb.n_experts);
+        assert_int_equal(sa.n_experts_per_token, sb.n_experts_per_token);
+        assert_int_equal(sa.mamba_state, sb.mamba_state);
+        assert_int_equal(sa.mamba_groups, sb.mamba_groups);
+        assert_int_equal(sa.mamba_kernel, sb.mamba_kernel);
+        assert_int_equal(sa.mamba_heads, sb.mamba_heads);
+        assert_int_equal(sa.mamba_head_dim, sb.mamba_head_dim);
+        assert_int_equal(sa.mamba_conv_bias, sb.mamba_conv_bias);
+        assert_int_equal(sa.mamba_proj_bias, sb.mamba_proj_bias);
+        assert_int_equal(sa.rope, sb.rope);
+        assert_int_equal(sa.tied_embeddings, sb.tied_embeddings);
+        assert_true((float)sa.rms_eps == (float)sb.rms_eps);
+        assert_true((float)sa.embedding_multiplier == (float)sb.embedding_multiplier &&
+                    (float)sa.residual_multiplier == (float)sb.residual_multiplier &&
+                    (float)sa.attention_multiplier == (float)sb.attention_multiplier && (float)sa.logits_scaling == (float)sb.logits_scaling);
+        int n;
+        int32_t *ids = fixture_ids(fx, &n), ga[16], gb[16];
+        int64_t V;
+        float *la = run_logits(dir, ids, n, 16, ga, &V), *lb = run_logits(fx, ids, n, 16, gb, &V);
+        double dp, dl;
+        compare_logits(la, lb, n, V, &dp, &dl);
+        fprintf(stderr,
+                "test_gguf_import: %-17s F32 GGUF vs folder: weights identical but A_log (%d values differ, by up to %.3g, relative %.3g), logits "
+                "max |diff| %.3g, probabilities %.3g, greedy %s\n",
+                families[f], n_alog_differ, d_alog, rel_alog, dl, dp, memcmp(ga, gb, sizeof ga) ? "DIFFERENT" : "same");
+        if (dl > 1e-4) fail_msg("%s: logits differ by %g", families[f], dl);
+        assert_memory_equal(ga, gb, sizeof ga);
+        free(la), free(lb), free(ids);
+    }
+}
+
 /* ---- quantized: what llama.cpp computes with ---- */
 
 static void test_quantized(void **state) {
@@ -570,7 +662,7 @@ static void test_unreadable_type(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_f32_round_trip), cmocka_unit_test(test_quantized), cmocka_unit_test(test_dequantizers_vs_ggml),
+        cmocka_unit_test(test_f32_round_trip), cmocka_unit_test(test_hybrid_round_trip), cmocka_unit_test(test_quantized), cmocka_unit_test(test_dequantizers_vs_ggml),
         cmocka_unit_test(test_llama3_rope),    cmocka_unit_test(test_refusals),  cmocka_unit_test(test_unreadable_type),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
