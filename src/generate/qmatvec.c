@@ -3,6 +3,7 @@
  * into products with x, accumulated in 16 lanes. */
 #include "generate/qmatvec.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,6 +122,120 @@ TN_CLONES static float dot_q6_k(const uint8_t *b, const float *x, int64_t n, con
     return hsum(acc);
 }
 
+
+/* ---- int8 activations: x quantized once per product into blocks of 32
+ * (fp32 scale d = amax/127, int8 values, as llama.cpp's quantize_row_q8_0
+ * but with an fp32 scale), sums of the int8 values per 16 for the offsets
+ * (Q4_0's 8, Q5_0's 16, Q6_K's 32) and mins (Q4_K). The weights' integers
+ * multiply x's int8 values exactly; each block's integer sum is scaled by
+ * the weight's and x's scales. */
+typedef struct {
+    const int8_t *q;  /* cols values */
+    const float *d;   /* cols/32 scales */
+    const int32_t *s; /* cols/16 sums of q */
+} tn_xq;
+
+static void quantize_x(const float *x, int64_t n, int8_t *q, float *d, int32_t *s) {
+    for (int64_t b = 0; b < n / 32; b++, x += 32, q += 32) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
+        const float db = amax / 127.0f, id = db > 0 ? 127.0f / amax : 0.0f;
+        d[b] = db;
+        for (int h = 0; h < 2; h++) {
+            int32_t t = 0;
+            for (int j = 16 * h; j < 16 * h + 16; j++) {
+                q[j] = (int8_t)lrintf(x[j] * id);
+                t += q[j];
+            }
+            s[2 * b + h] = t;
+        }
+    }
+}
+
+static float i8_q8_0(const uint8_t *b, const tn_xq *x, int64_t n) {
+    float acc = 0;
+    for (int64_t i = 0; i < n / 32; i++, b += 34) {
+        const int8_t *q = (const int8_t *)(b + 2), *v = x->q + 32 * i;
+        int32_t t = 0;
+        for (int j = 0; j < 32; j++) t += q[j] * v[j];
+        acc += f16_at(b) * x->d[i] * (float)t;
+    }
+    return acc;
+}
+
+static float i8_q4_0(const uint8_t *b, const tn_xq *x, int64_t n) {
+    float acc = 0;
+    for (int64_t i = 0; i < n / 32; i++, b += 18) {
+        const uint8_t *q = b + 2;
+        const int8_t *v = x->q + 32 * i;
+        int32_t t = 0;
+        for (int j = 0; j < 16; j++) t += ((q[j] & 0x0F) - 8) * v[j] + ((q[j] >> 4) - 8) * v[j + 16];
+        acc += f16_at(b) * x->d[i] * (float)t;
+    }
+    return acc;
+}
+
+static float i8_q5_0(const uint8_t *b, const tn_xq *x, int64_t n) {
+    float acc = 0;
+    for (int64_t i = 0; i < n / 32; i++, b += 22) {
+        uint32_t qh;
+        memcpy(&qh, b + 2, 4);
+        const uint8_t *q = b + 6;
+        const int8_t *v = x->q + 32 * i;
+        int32_t t = 0;
+        for (int j = 0; j < 16; j++) {
+            const int x0 = (int)((q[j] & 0x0F) | (((qh >> j) << 4) & 0x10)) - 16;
+            const int x1 = (int)((q[j] >> 4) | ((qh >> (j + 12)) & 0x10)) - 16;
+            t += x0 * v[j] + x1 * v[j + 16];
+        }
+        acc += f16_at(b) * x->d[i] * (float)t;
+    }
+    return acc;
+}
+
+static float i8_q4_k(const uint8_t *b, const tn_xq *x, int64_t n) {
+    float acc = 0;
+    for (int64_t i = 0; i < n / 256; i++, b += 144) {
+        const float d = f16_at(b), dmin = f16_at(b + 2);
+        const uint8_t *sc = b + 4, *q = b + 16;
+        for (int c = 0; c < 4; c++, q += 32) {
+            const int64_t k = 8 * i + 2 * c; /* x block of the low nibbles; k + 1 the high */
+            const int8_t *v = x->q + 32 * k;
+            uint8_t s1, m1, s2, m2;
+            scale_min_k4(2 * c, sc, &s1, &m1);
+            scale_min_k4(2 * c + 1, sc, &s2, &m2);
+            int32_t lo = 0, hi = 0;
+            for (int j = 0; j < 32; j++) lo += (q[j] & 0xF) * v[j], hi += (q[j] >> 4) * v[j + 32];
+            acc += x->d[k] * (d * s1 * (float)lo - dmin * m1 * (float)(x->s[2 * k] + x->s[2 * k + 1])) +
+                   x->d[k + 1] * (d * s2 * (float)hi - dmin * m2 * (float)(x->s[2 * k + 2] + x->s[2 * k + 3]));
+        }
+    }
+    return acc;
+}
+
+static float i8_q6_k(const uint8_t *b, const tn_xq *x, int64_t n) {
+    float acc = 0;
+    for (int64_t i = 0; i < n / 256; i++, b += 210) {
+        const float d = f16_at(b + 208);
+        const uint8_t *ql = b, *qh = b + 128;
+        const int8_t *sc = (const int8_t *)(b + 192);
+        for (int h = 0; h < 2; h++, ql += 64, qh += 32, sc += 8) {
+            const int64_t k0 = 8 * i + 4 * h; /* x blocks k0..k0+3: values 32k.. of this half */
+            int32_t t[8] = {0};                /* per 16 values: t[2k + half] */
+            for (int l = 0; l < 32; l++) {
+                const int hf = l >> 4;
+                const int8_t *v = x->q + 32 * k0 + l;
+                t[0 + hf] += ((int)((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32) * v[0];
+                t[2 + hf] += ((int)((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32) * v[32];
+                t[4 + hf] += ((int)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32) * v[64];
+                t[6 + hf] += ((int)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32) * v[96];
+            }
+            for (int k = 0; k < 4; k++) acc += d * x->d[k0 + k] * (float)(sc[2 * k] * t[2 * k] + sc[2 * k + 1] * t[2 * k + 1]);
+        }
+    }
+    return acc;
+}
+
 #if defined(__x86_64__) && defined(__GNUC__)
 /* AVX2 + FMA + F16C kernels (x86-64-v3), chosen at run time: the int8 (or
  * unpacked nibble) values widened to fp32 eight at a time and multiplied
@@ -234,6 +349,112 @@ V3 static float v3_q6_k(const uint8_t *b, const float *x, int64_t n, const float
     return v3_hsum(acc);
 }
 
+
+/* int8 activations (see tn_xq): maddubs multiplies the weights' unsigned
+ * integers (Q8_0: their absolute values, x's signs flipped to match) by x's
+ * int8 values into int16 pairs, madd sums the pairs into 8 int32 lanes;
+ * offsets and mins come off as scalars from x's sums. */
+V3 static inline __m256i v3_udot(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+#define LD(p) _mm256_loadu_si256((const __m256i *)(p))
+
+V3 static float v3i_q8_0(const uint8_t *b, const tn_xq *x, int64_t n) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++, b += 34) {
+        __m256i w = LD(b + 2), v = LD(x->q + 32 * i);
+        __m256i t = v3_udot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(v, w));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(v3_f16(b) * x->d[i]), _mm256_cvtepi32_ps(t), acc);
+    }
+    return v3_hsum(acc);
+}
+
+V3 static float v3i_q4_0(const uint8_t *b, const tn_xq *x, int64_t n) {
+    __m256 acc = _mm256_setzero_ps();
+    float corr = 0;
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    for (int64_t i = 0; i < n / 32; i++, b += 18) {
+        __m128i q = _mm_loadu_si128((const __m128i *)(b + 2));
+        __m256i u = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m4), _mm_and_si128(q, m4));
+        const float dd = v3_f16(b) * x->d[i];
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(v3_udot(u, LD(x->q + 32 * i))), acc);
+        corr += dd * (float)(8 * (x->s[2 * i] + x->s[2 * i + 1]));
+    }
+    return v3_hsum(acc) - corr;
+}
+
+V3 static float v3i_q5_0(const uint8_t *b, const tn_xq *x, int64_t n) {
+    __m256 acc = _mm256_setzero_ps();
+    float corr = 0;
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0x0000000000000000);
+    const __m256i bits = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe), ones = _mm256_set1_epi64x(-1);
+    const __m256i b10 = _mm256_set1_epi8(0x10);
+    for (int64_t i = 0; i < n / 32; i++, b += 22) {
+        uint32_t qh;
+        memcpy(&qh, b + 2, 4);
+        __m256i hb = _mm256_cmpeq_epi8(_mm256_or_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), shuf), bits), ones);
+        __m128i q = _mm_loadu_si128((const __m128i *)(b + 6));
+        __m256i nib = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m4), _mm_and_si128(q, m4));
+        __m256i u = _mm256_or_si256(nib, _mm256_and_si256(hb, b10));
+        const float dd = v3_f16(b) * x->d[i];
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(v3_udot(u, LD(x->q + 32 * i))), acc);
+        corr += dd * (float)(16 * (x->s[2 * i] + x->s[2 * i + 1]));
+    }
+    return v3_hsum(acc) - corr;
+}
+
+V3 static float v3i_q4_k(const uint8_t *b, const tn_xq *x, int64_t n) {
+    __m256 acc = _mm256_setzero_ps();
+    float corr = 0;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    for (int64_t i = 0; i < n / 256; i++, b += 144) {
+        const float d = v3_f16(b), dmin = v3_f16(b + 2);
+        const uint8_t *sc = b + 4, *q = b + 16;
+        for (int c = 0; c < 4; c++, q += 32) {
+            const int64_t k = 8 * i + 2 * c;
+            uint8_t s1, m1, s2, m2;
+            scale_min_k4(2 * c, sc, &s1, &m1);
+            scale_min_k4(2 * c + 1, sc, &s2, &m2);
+            __m256i qq = LD(q);
+            __m256i lo = _mm256_and_si256(qq, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qq, 4), m4);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * s1 * x->d[k]), _mm256_cvtepi32_ps(v3_udot(lo, LD(x->q + 32 * k))), acc);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * s2 * x->d[k + 1]), _mm256_cvtepi32_ps(v3_udot(hi, LD(x->q + 32 * k + 32))), acc);
+            corr += dmin * (m1 * x->d[k] * (float)(x->s[2 * k] + x->s[2 * k + 1]) + m2 * x->d[k + 1] * (float)(x->s[2 * k + 2] + x->s[2 * k + 3]));
+        }
+    }
+    return v3_hsum(acc) - corr;
+}
+
+V3 static float v3i_q6_k(const uint8_t *b, const tn_xq *x, int64_t n) {
+    __m256 acc = _mm256_setzero_ps();
+    float corr = 0;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+    for (int64_t i = 0; i < n / 256; i++, b += 210) {
+        const float d = v3_f16(b + 208);
+        const uint8_t *ql = b, *qh = b + 128;
+        const int8_t *sc = (const int8_t *)(b + 192);
+        for (int h = 0; h < 2; h++, ql += 64, qh += 32, sc += 8) {
+            const int64_t k0 = 8 * i + 4 * h;
+            __m256i L0 = LD(ql), L1 = LD(ql + 32), Hh = LD(qh);
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(L0, m4), _mm256_slli_epi16(_mm256_and_si256(Hh, m3), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(L1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(Hh, 2), m3), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L0, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(Hh, 4), m3), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(Hh, 6), m3), 4));
+            for (int k = 0; k < 4; k++) {
+                const int64_t kb = k0 + k;
+                __m256i p = _mm256_maddubs_epi16(q[k], LD(x->q + 32 * kb));
+                __m256i s16 = _mm256_set_m128i(_mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]));
+                const float dd = d * x->d[kb];
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(_mm256_madd_epi16(p, s16)), acc);
+                corr += dd * (float)(32 * (sc[2 * k] * x->s[2 * kb] + sc[2 * k + 1] * x->s[2 * kb + 1]));
+            }
+        }
+    }
+    return v3_hsum(acc) - corr;
+}
+
 static int have_v3(void) {
     static int v = -1;
     if (v < 0) {
@@ -246,6 +467,7 @@ static int have_v3(void) {
 #endif
 
 int tn_qmatvec_portable_only = -1;
+int tn_qmatvec_fp32_act = -1;
 
 int tn_qmatvec_fast(int type) {
     return type == TN_GGML_Q8_0 || type == TN_GGML_Q4_0 || type == TN_GGML_Q5_0 || type == TN_GGML_Q4_K || type == TN_GGML_Q6_K;
@@ -263,6 +485,39 @@ void tn_qmatvec(int type, const void *w, const float *x, float *y, int64_t rows,
     case TN_GGML_Q4_K: dot = dot_q4_k; break;
     case TN_GGML_Q6_K: dot = dot_q6_k; break;
     default: break;
+    }
+    if (tn_qmatvec_fp32_act < 0) tn_qmatvec_fp32_act = getenv("TUNE_QMATVEC_FP32") != NULL;
+    if (dot && !tn_qmatvec_fp32_act) {
+        float (*idot)(const uint8_t *, const tn_xq *, int64_t) = NULL;
+        switch (type) {
+        case TN_GGML_Q8_0: idot = i8_q8_0; break;
+        case TN_GGML_Q4_0: idot = i8_q4_0; break;
+        case TN_GGML_Q5_0: idot = i8_q5_0; break;
+        case TN_GGML_Q4_K: idot = i8_q4_k; break;
+        case TN_GGML_Q6_K: idot = i8_q6_k; break;
+        default: break;
+        }
+#ifdef TN_HAVE_V3
+        if (have_v3()) switch (type) {
+            case TN_GGML_Q8_0: idot = v3i_q8_0; break;
+            case TN_GGML_Q4_0: idot = v3i_q4_0; break;
+            case TN_GGML_Q5_0: idot = v3i_q5_0; break;
+            case TN_GGML_Q4_K: idot = v3i_q4_k; break;
+            case TN_GGML_Q6_K: idot = v3i_q6_k; break;
+            default: break;
+            }
+#endif
+        int8_t *xq = malloc((size_t)cols + sizeof(float) * (size_t)(cols / 32) + sizeof(int32_t) * (size_t)(cols / 16) + 64);
+        if (xq) {
+            float *xd = (float *)(xq + ((cols + 63) & ~(int64_t)63));
+            int32_t *xs = (int32_t *)(xd + cols / 32);
+            quantize_x(x, cols, xq, xd, xs);
+            const tn_xq X = {xq, xd, xs};
+#pragma omp parallel for schedule(static) if (rows * cols > 32768)
+            for (int64_t r = 0; r < rows; r++) y[r] = idot(base + (uint64_t)r * row_bytes, &X, cols);
+            free(xq);
+            return;
+        }
     }
     float bsum[4096]; /* Σx per 32 values (Q4_K's mins), up to 131072 columns */
 #ifdef TN_HAVE_V3

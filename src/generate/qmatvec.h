@@ -16,6 +16,12 @@ int tn_qmatvec_fast(int type);
 /* 1: use the portable C kernels even where AVX2 is there (tests; also set by
  * the TUNE_NO_SIMD environment variable). -1 until first use. */
 extern int tn_qmatvec_portable_only;
+/* 1: fp32 activations (the result is dequantize-then-multiply up to the
+ * order of additions; also set by the TUNE_QMATVEC_FP32 environment
+ * variable); 0: x quantized once per product to int8 blocks of 32 (scale
+ * amax/127 in fp32) and multiplied int8 by int8 (AVX2 maddubs where there),
+ * within Σ_blocks Σ|w|·amax/254 of the exact product. -1 until first use. */
+extern int tn_qmatvec_fp32_act;
 /* y[r] = (Σ_c W[r, c]·x[c]) for r < rows, W rows of `cols` values of ggml
  * type `type` laid end to end from w (cols a multiple of the block size). */
 void tn_qmatvec(int type, const void *w, const float *x, float *y, int64_t rows, int64_t cols);

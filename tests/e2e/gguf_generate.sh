@@ -5,7 +5,9 @@
 # greedy text as its folder, raw and through the chat template the GGUF
 # carries, with and without a LoRA adapter folder; Q8_0 runs (its text is
 # printed beside the folder's: the weights differ, so the greedy tokens may)
-# and decodes from its quantized blocks the same text as from its F32 copy.
+# and decodes from its quantized blocks (fp32 activations, TUNE_QMATVEC_FP32=1)
+# the same text as from its F32 copy; with int8 activations (the default) it
+# runs (its greedy tokens may differ: x is rounded to 8 bits).
 # Broken GGUF files (truncated, bad magic, duplicate key, tensor past the end,
 # misaligned offset, a 2 GB string length claim) and GGUFs tune cannot run
 # each give a message naming the file and exit 2, never a signal or a
@@ -37,7 +39,8 @@ for f in llama mistral qwen2 gemma2 granite granitehybrid granitehybrid-moe; do
         b=$(gen $W/$f.f32.gguf "${args[@]}") || fail "$f $mode: f32 GGUF: $(tail -2 $W/err)"
         grep -q "dequantized to F32" $W/err || fail "$f: no unpack line on stderr"
         [ "$a" == "$b" ] || fail "$f $mode: F32 GGUF generated '$b', the folder '$a'"
-        c=$(gen $W/$f.q8_0.gguf "${args[@]}") || fail "$f $mode: q8_0 GGUF: $(tail -2 $W/err)"
+        c=$(TUNE_QMATVEC_FP32=1 gen $W/$f.q8_0.gguf "${args[@]}") || fail "$f $mode: q8_0 GGUF: $(tail -2 $W/err)"
+        e=$(gen $W/$f.q8_0.gguf "${args[@]}") || fail "$f $mode: q8_0 GGUF, int8 activations: $(tail -2 $W/err)"
         d=$(TUNE_GGUF_FP32=1 gen $W/$f.q8_0.gguf "${args[@]}") || fail "$f $mode: q8_0 GGUF, fp32 copy: $(tail -2 $W/err)"
         [ "$c" == "$d" ] || fail "$f $mode: q8_0 GGUF decoded from its blocks gave '$c', from the dequantized copy '$d'"
         same=different; [ "$a" == "$c" ] && same=same
