@@ -455,6 +455,66 @@ V3 static float v3i_q6_k(const uint8_t *b, const tn_xq *x, int64_t n) {
     return v3_hsum(acc) - corr;
 }
 
+
+/* The same with AVX-512 VNNI (256-bit vpdpbusd: the unsigned×signed byte
+ * products summed into int32 lanes in one instruction), where the CPU has
+ * AVX512_VNNI and AVX512VL (Zen 4, Ice Lake and later). */
+#define VN __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
+VN static inline __m256i vn_udot(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
+VN static float vni_q8_0(const uint8_t *b, const tn_xq *x, int64_t n) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++, b += 34) {
+        __m256i w = LD(b + 2), v = LD(x->q + 32 * i);
+        __m256i t = vn_udot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(v, w));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(v3_f16(b) * x->d[i]), _mm256_cvtepi32_ps(t), acc);
+    }
+    return v3_hsum(acc);
+}
+
+VN static float vni_q5_0(const uint8_t *b, const tn_xq *x, int64_t n) {
+    __m256 acc = _mm256_setzero_ps();
+    float corr = 0;
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0x0000000000000000);
+    const __m256i bits = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe), ones = _mm256_set1_epi64x(-1);
+    const __m256i b10 = _mm256_set1_epi8(0x10);
+    for (int64_t i = 0; i < n / 32; i++, b += 22) {
+        uint32_t qh;
+        memcpy(&qh, b + 2, 4);
+        __m256i hb = _mm256_cmpeq_epi8(_mm256_or_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), shuf), bits), ones);
+        __m128i q = _mm_loadu_si128((const __m128i *)(b + 6));
+        __m256i nib = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m4), _mm_and_si128(q, m4));
+        __m256i u = _mm256_or_si256(nib, _mm256_and_si256(hb, b10));
+        const float dd = v3_f16(b) * x->d[i];
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(vn_udot(u, LD(x->q + 32 * i))), acc);
+        corr += dd * (float)(16 * (x->s[2 * i] + x->s[2 * i + 1]));
+    }
+    return v3_hsum(acc) - corr;
+}
+
+VN static float vni_q4_0(const uint8_t *b, const tn_xq *x, int64_t n) {
+    __m256 acc = _mm256_setzero_ps();
+    float corr = 0;
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    for (int64_t i = 0; i < n / 32; i++, b += 18) {
+        __m128i q = _mm_loadu_si128((const __m128i *)(b + 2));
+        __m256i u = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m4), _mm_and_si128(q, m4));
+        const float dd = v3_f16(b) * x->d[i];
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(vn_udot(u, LD(x->q + 32 * i))), acc);
+        corr += dd * (float)(8 * (x->s[2 * i] + x->s[2 * i + 1]));
+    }
+    return v3_hsum(acc) - corr;
+}
+
+static int have_vnni(void) {
+    static int v = -1;
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512f");
+    }
+    return v && !tn_qmatvec_portable_only && !tn_qmatvec_no_vnni;
+}
+
 static int have_v3(void) {
     static int v = -1;
     if (v < 0) {
@@ -468,6 +528,7 @@ static int have_v3(void) {
 
 int tn_qmatvec_portable_only = -1;
 int tn_qmatvec_fp32_act = -1;
+int tn_qmatvec_no_vnni = 0;
 
 int tn_qmatvec_fast(int type) {
     return type == TN_GGML_Q8_0 || type == TN_GGML_Q4_0 || type == TN_GGML_Q5_0 || type == TN_GGML_Q4_K || type == TN_GGML_Q6_K;
@@ -504,6 +565,12 @@ void tn_qmatvec(int type, const void *w, const float *x, float *y, int64_t rows,
             case TN_GGML_Q5_0: idot = v3i_q5_0; break;
             case TN_GGML_Q4_K: idot = v3i_q4_k; break;
             case TN_GGML_Q6_K: idot = v3i_q6_k; break;
+            default: break;
+            }
+        if (have_v3() && have_vnni()) switch (type) {
+            case TN_GGML_Q8_0: idot = vni_q8_0; break;
+            case TN_GGML_Q4_0: idot = vni_q4_0; break;
+            case TN_GGML_Q5_0: idot = vni_q5_0; break;
             default: break;
             }
 #endif

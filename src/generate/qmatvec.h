@@ -1,11 +1,12 @@
 /* qmatvec.h - matrix-vector products that read ggml-quantized rows as a GGUF
- * stores them (no fp32 copy of the weights): y[r] = Σ_blocks d·Σ q·x, with x
- * in fp32, for single-token decoding. Q4_0, Q5_0, Q8_0, Q4_K and Q6_K have
+ * stores them (no fp32 copy of the weights): y[r] = Σ_blocks d·Σ q·x for
+ * single-token decoding, x quantized to int8 blocks by default (see
+ * tn_qmatvec_fp32_act). Q4_0, Q5_0, Q8_0, Q4_K and Q6_K have
  * their own kernels (16 float lanes the compiler vectorises; on x86-64 GCC
  * builds clones for AVX-512 and AVX2 chosen at run time); every other type
  * tn_gguf_dequantize_row reads goes through a row dequantized into a
- * per-thread buffer. The result equals dequantize-then-multiply up to the
- * order of the float additions. Rows are spread over the cores (OpenMP). */
+ * per-thread buffer. With fp32 activations the result equals
+ * dequantize-then-multiply up to the order of the float additions. Rows are spread over the cores (OpenMP). */
 #ifndef TUNE_QMATVEC_H
 #define TUNE_QMATVEC_H
 
@@ -22,6 +23,8 @@ extern int tn_qmatvec_portable_only;
  * amax/127 in fp32) and multiplied int8 by int8 (AVX2 maddubs where there),
  * within Σ_blocks Σ|w|·amax/254 of the exact product. -1 until first use. */
 extern int tn_qmatvec_fp32_act;
+/* 1: the AVX2 int8 kernels even where AVX-512 VNNI is there (tests). */
+extern int tn_qmatvec_no_vnni;
 /* y[r] = (Σ_c W[r, c]·x[c]) for r < rows, W rows of `cols` values of ggml
  * type `type` laid end to end from w (cols a multiple of the block size). */
 void tn_qmatvec(int type, const void *w, const float *x, float *y, int64_t rows, int64_t cols);

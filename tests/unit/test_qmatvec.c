@@ -86,11 +86,15 @@ static void test_types_portable(void **state) {
     tn_qmatvec_portable_only = 0;
 }
 
-/* int8 activations: AVX2 kernels where there, then the portable ones forced;
+/* int8 activations: AVX-512 VNNI kernels where there, the AVX2 ones, then the
+ * portable ones forced;
  * the bound must hold and be used (not the exact product up to ulps). */
 static void test_types_int8(void **state) {
     int8_act = 1;
     test_types(state);
+    tn_qmatvec_no_vnni = 1;
+    test_types(state);
+    tn_qmatvec_no_vnni = 0;
     tn_qmatvec_portable_only = 1;
     test_types(state);
     tn_qmatvec_portable_only = 0;
