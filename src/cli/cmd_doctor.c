@@ -188,11 +188,6 @@ static int write_builtin_data(const char *dir) {
     return rc;
 }
 
-static int rm_tree(const char *dir) {
-    char cmd[4400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd);
-}
 
 int cmd_doctor(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *outdir = NULL, *given_adapter = NULL, *v;
@@ -463,6 +458,6 @@ summary:
             else printf("-\n");
         }
     }
-    if (temp) rm_tree(work);
+    if (temp) tn_remove_tree(work);
     return usage ? TN_EXIT_USAGE : failed ? TN_EXIT_FAILED : TN_EXIT_OK;
 }

@@ -75,11 +75,6 @@ static int fill_opt(void *ctx, int i, void *buf, uint64_t n) {
     return 0;
 }
 
-static int remove_tree(const char *dir) {
-    char cmd[4400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
 
 /* checkpoints/NNNNNNN/: the adapter, the optimizer moments and the loop's
  * state, written under a temporary name and renamed whole. */
@@ -88,7 +83,7 @@ static int save_checkpoint(const tn_train_options *o, const tn_model *m, const t
     char dir[4200], tmp[4300], path[4400];
     snprintf(dir, sizeof dir, "%s/checkpoints/%07lld", o->out, (long long)step);
     snprintf(tmp, sizeof tmp, "%s.tmp", dir);
-    remove_tree(tmp);
+    tn_remove_tree(tmp);
     if (lora ? tn_adapter_save(lora, m, tmp, o->model) != 0 : tn_model_save(m, tmp, TN_DTYPE_F32) != 0) return -1;
     tn_tensor_desc d[2] = {{"exp_avg", TN_DTYPE_F32, 1, {opt->n}}, {"exp_avg_sq", TN_DTYPE_F32, 1, {opt->n}}};
     opt_ctx oc = {opt->m, opt->v};
@@ -111,7 +106,7 @@ static int save_checkpoint(const tn_train_options *o, const tn_model *m, const t
     int rc = text ? tn_write_file_atomic(path, text, strlen(text)) : tn_fail("out of memory");
     free(text);
     if (rc) return rc;
-    remove_tree(dir);
+    tn_remove_tree(dir);
     if (rename(tmp, dir) != 0) return tn_fail("%s: cannot rename checkpoint into place (%s)", dir, strerror(errno));
     if (dir_out) snprintf(dir_out, cap, "%s", dir);
     return 0;

@@ -1,9 +1,11 @@
 #define _DEFAULT_SOURCE
+#define _XOPEN_SOURCE 700
 #define _DARWIN_C_SOURCE
 #include "util/platform.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +138,18 @@ void tn_release_pages(const void *addr, size_t len) {
     uintptr_t start = ((uintptr_t)addr + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
     uintptr_t end = ((uintptr_t)addr + len) & ~((uintptr_t)page - 1);
     if (end > start) madvise((void *)start, end - start, MADV_DONTNEED);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    return remove(path) != 0 && errno != ENOENT ? -1 : 0;
+}
+
+int tn_remove_tree(const char *dir) {
+    struct stat st;
+    if (lstat(dir, &st) != 0) return errno == ENOENT ? 0 : tn_fail("%s: cannot remove (%s)", dir, strerror(errno));
+    if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) return tn_fail("%s: cannot remove (%s)", dir, strerror(errno));
+    return 0;
 }
 
 int tn_file_exists(const char *path) {

@@ -38,6 +38,10 @@ void tn_platform_start(int argc, char **argv);
  * resident set. */
 void tn_release_pages(const void *addr, size_t len);
 
+/* Removes a folder and everything under it (no shell involved); 0 when it
+ * is gone or was never there. */
+int tn_remove_tree(const char *dir);
+
 int tn_file_exists(const char *path);
 int tn_is_directory(const char *path);
 /* mkdir -p */
