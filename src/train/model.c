@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "export/tensor_read.h"
 #include "io/safetensors_write.h"
 #include "plan/plan.h"
 #include "quant/nf4.h"
@@ -44,7 +45,20 @@ void tn_module_dims(const tn_spec *s, tn_module k, int *in, int *out) {
     *out = r ? (int)tn_spec_dim(s, r->shape[0]) : 0;
 }
 
+/* An MLX affine-quantized Linear (weight U32, eight 4-bit values a word
+ * along the input axis, with .scales and .biases): read from the file as it
+ * is and dequantized where needed (tensor_read.c). */
+static int mlx_packed(const tn_model *m, const tn_tensor_info *t) {
+    return m->spec.quant_bits > 0 && t->dtype == TN_DTYPE_U32 && t->n_dims == 2;
+}
+
+/* Elements of a tensor as fp32 (MLX: the unpacked [out, in]). */
+static uint64_t fp32_elems(const tn_model *m, const tn_tensor_info *t) {
+    return mlx_packed(m, t) ? t->n_elements * (uint64_t)(32 / m->spec.quant_bits) : t->n_elements;
+}
+
 static int convert_to_f32(const tn_model *m, const tn_tensor_info *t, float *dst) {
+    if (mlx_packed(m, t)) return tn_tensor_read_f32(&m->st, &m->spec, t->name, dst, m->path);
     const void *src = tn_safetensors_data(&m->st, t);
     uint64_t n = t->n_elements;
     switch (t->dtype) {
@@ -164,7 +178,7 @@ static int load_hybrid(tn_model *m) {
             if (!t) return -1;
             const float *d = direct_view(m, t);
             if (!d) {
-                float *c = tn_malloc(t->n_elements * 4, "fp32 hybrid tensor");
+                float *c = tn_malloc(fp32_elems(m, t) * 4, "fp32 hybrid tensor");
                 if (!c) return -1;
                 m->hyb->copies[m->hyb->n_copies++] = c;
                 if (convert_to_f32(m, t, c)) return -1;
@@ -180,7 +194,6 @@ int tn_model_open(const char *dir, int max_seq, tn_model *m) {
     snprintf(m->path, sizeof m->path, "%s", dir);
     if (tn_spec_load(dir, &m->spec) != 0) return -1;
     tn_spec *s = &m->spec;
-    if (s->quant_bits) return tn_fail("%s: quantized (MLX) checkpoints cannot be trained in this build yet", dir);
     if (tn_safetensors_open(dir, &m->st) != 0) return -1;
     char report[4096];
     int problems = tn_spec_check_tensors(s, &m->st, report, sizeof report);
@@ -206,7 +219,7 @@ int tn_model_open(const char *dir, int max_seq, tn_model *m) {
     if (!e) goto fail;
     m->embed_view = direct_view(m, e);
     if (!m->embed_view) {
-        m->embed_copy = tn_malloc(e->n_elements * 4, "fp32 embeddings");
+        m->embed_copy = tn_malloc(fp32_elems(m, e) * 4, "fp32 embeddings");
         if (!m->embed_copy || convert_to_f32(m, e, m->embed_copy)) goto fail;
         m->embed_view = m->embed_copy;
     }
@@ -217,7 +230,7 @@ int tn_model_open(const char *dir, int max_seq, tn_model *m) {
         if (!h) goto fail;
         m->head_view = direct_view(m, h);
         if (!m->head_view) {
-            m->head = tn_malloc(h->n_elements * 4, "fp32 output head");
+            m->head = tn_malloc(fp32_elems(m, h) * 4, "fp32 output head");
             if (!m->head || convert_to_f32(m, h, m->head)) goto fail;
             m->head_view = m->head;
         }
@@ -243,7 +256,7 @@ int tn_model_open(const char *dir, int max_seq, tn_model *m) {
             snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, tn_module_paths[k]);
             const tn_tensor_info *t = need(m, name);
             if (!t) goto fail;
-            sum += (int64_t)t->n_elements;
+            sum += (int64_t)fp32_elems(m, t);
             if (!direct_view(m, t)) direct = 0;
         }
         if (!direct && sum > largest) largest = sum;
@@ -268,6 +281,9 @@ static float *master_of(const tn_model *m, const char *name, int grad) {
 
 int tn_model_make_trainable(tn_model *m, int layers) {
     const tn_spec *s = &m->spec;
+    if (s->quant_bits)
+        return tn_fail("%s: full fine-tuning of a quantized (MLX %lld-bit) checkpoint is not possible: train a LoRA adapter on it, or "
+                       "dequantize it first (tune fuse)", m->path, (long long)s->quant_bits);
     if (s->family->hybrid)
         return tn_fail("%s: full fine-tuning of %s needs the Mamba2 and expert weight gradients, not in this build yet", m->path, s->model_type);
     int L = (int)s->n_layers;
@@ -382,6 +398,9 @@ static uint64_t quant_size(int kind, const tn_tensor_info *t) {
 int tn_model_quantize_base(tn_model *m, int kind) {
     const tn_spec *s = &m->spec;
     if (s->family->hybrid) return tn_fail("%s: QLoRA of %s is not in this build yet", m->path, s->model_type);
+    if (s->quant_bits)
+        return tn_fail("%s: the checkpoint is already quantized (MLX %lld-bit): train LoRA on it as it is, without --qlora", m->path,
+                       (long long)s->quant_bits);
     int L = (int)s->n_layers;
     tn_ggml_type gt = kind == TN_QUANT_Q4_K ? TN_GGML_Q4_K : TN_GGML_Q8_0;
     m->qoff = tn_malloc((size_t)L * TN_MOD_COUNT * sizeof *m->qoff, "quantized offsets");
@@ -518,7 +537,7 @@ int tn_model_layer_view(tn_model *m, int l, tn_layer_view *v) {
         } else {
             if (convert_to_f32(m, t, ws)) return -1;
             v->w[k] = ws;
-            ws += t->n_elements;
+            ws += fp32_elems(m, t);
         }
     }
     return 0;

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# `tune check` and `tune train` (LoRA) on an MLX affine 4-bit checkpoint made
+# from the llama fixture (tests/unit/test_mlx_train.c writes it): check
+# accepts it, 3 steps train on it as a frozen quantized base, and full
+# fine-tuning and --qlora on top are refused with a reason.
+set -u
+T=${TUNE:?}
+cd "${TUNE_ROOT:-.}"
+W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+TUNE_MLX_OUT="$W/mlx" build/test/unit/test_mlx_train || fail "could not write the MLX checkpoint"
+$T check "$W/mlx" > "$W/check.out" 2>&1 || fail "check: $(tail -5 "$W/check.out")"
+grep -qi "4-bit\|quantiz" "$W/check.out" || fail "check does not say the checkpoint is quantized: $(cat "$W/check.out")"
+$T train "$W/mlx" --data tests/data/chat --iters 3 --batch 2 --rank 4 --lr 1e-3 --seed 3 --out "$W/a" 2> "$W/a.err" || fail "train: $(tail -3 "$W/a.err")"
+[ -s "$W/a/adapters.safetensors" ] || [ -s "$W/a/adapter_model.safetensors" ] || fail "no adapter written: $(ls "$W/a")"
+$T train "$W/mlx" --data tests/data/chat --iters 1 --fine-tune-type full --out "$W/b" 2> "$W/e"; [ $? -ne 0 ] && grep -q "quantized" "$W/e" || fail "full fine-tuning not refused: $(cat "$W/e")"
+echo "train_mlx: ok"
