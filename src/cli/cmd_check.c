@@ -124,6 +124,15 @@ static void stage_verdict(const tn_spec *spec, tn_stage st, int *ok, const char 
         [TN_STAGE_GENERATE] = "tune generate (Hugging Face folders, with or without an adapter)",
     };
     *why = reason ? reason : what[st];
+    /* An MLX-quantized checkpoint is a frozen quantized base already. */
+    if (!reason && spec->quant_bits) {
+        static const char *const mlx[TN_STAGE_COUNT] = {
+            [TN_STAGE_LORA] = "tune train (CPU) on the MLX-quantized base as it is: a layer dequantized at a time, embeddings once",
+            [TN_STAGE_QLORA] = "the checkpoint is MLX-quantized already: plain tune train is LoRA on that quantized base",
+            [TN_STAGE_FULL] = "MLX-quantized weights cannot be trained whole: tune fuse dequantizes them first",
+        };
+        if (mlx[st]) *ok = st == TN_STAGE_LORA, *why = mlx[st];
+    }
 }
 
 static int check_one_model(const check_options *o) {
@@ -238,9 +247,12 @@ static int check_one_model(const check_options *o) {
     } else {
         const char *kinds[] = {"folder", "config", "preset"};
         printf("model      %s (%s: %s, %s)\n", src.path, spec->model_type, spec->family->description, kinds[src.kind]);
-        printf("params     %s total (%llu), embeddings %s%s, stored %s\n", tn_format_count(pc.total, b1, sizeof b1),
+        printf("params     %s total (%llu), embeddings %s%s, stored %s", tn_format_count(pc.total, b1, sizeof b1),
                (unsigned long long)pc.total, tn_format_count(pc.embedding, b2, sizeof b2), spec->tied_embeddings ? " (tied)" : "",
                tn_dtype_name(stored));
+        if (spec->quant_bits)
+            printf(" (MLX %lld-bit affine, groups of %lld)", (long long)spec->quant_bits, (long long)spec->quant_group_size);
+        printf("\n");
         if (pc.active != pc.total)
             printf("           %s active per token (%lld of %lld experts routed)\n", tn_format_count(pc.active, b1, sizeof b1),
                    (long long)spec->n_experts_per_token, (long long)spec->n_experts);

@@ -10,7 +10,7 @@ W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 TUNE_MLX_OUT="$W/mlx" build/test/unit/test_mlx_train || fail "could not write the MLX checkpoint"
 $T check "$W/mlx" > "$W/check.out" 2>&1 || fail "check: $(tail -5 "$W/check.out")"
-grep -qi "4-bit\|quantiz" "$W/check.out" || fail "check does not say the checkpoint is quantized: $(cat "$W/check.out")"
+grep -q "MLX 4-bit affine" "$W/check.out" && grep -q "^  lora      yes" "$W/check.out" || fail "check does not say the checkpoint is quantized: $(cat "$W/check.out")"
 $T train "$W/mlx" --data tests/data/chat --iters 3 --batch 2 --rank 4 --lr 1e-3 --seed 3 --out "$W/a" 2> "$W/a.err" || fail "train: $(tail -3 "$W/a.err")"
 [ -s "$W/a/adapters.safetensors" ] || [ -s "$W/a/adapter_model.safetensors" ] || fail "no adapter written: $(ls "$W/a")"
 $T train "$W/mlx" --data tests/data/chat --iters 1 --fine-tune-type full --out "$W/b" 2> "$W/e"; [ $? -ne 0 ] && grep -q "quantized" "$W/e" || fail "full fine-tuning not refused: $(cat "$W/e")"
