@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `tune check` and `tune train` (LoRA) on an MLX affine 4-bit checkpoint made
-# from the llama fixture (tests/unit/test_mlx_train.c writes it): check
+# from the llama and granitehybrid fixtures (tests/unit/test_mlx_train.c writes them): check
 # accepts it, 3 steps train on it as a frozen quantized base, and full
 # fine-tuning and --qlora on top are refused with a reason.
 set -u
@@ -14,4 +14,9 @@ grep -q "MLX 4-bit affine" "$W/check.out" && grep -q "^  lora      yes" "$W/chec
 $T train "$W/mlx" --data tests/data/chat --iters 3 --batch 2 --rank 4 --lr 1e-3 --seed 3 --out "$W/a" 2> "$W/a.err" || fail "train: $(tail -3 "$W/a.err")"
 [ -s "$W/a/adapters.safetensors" ] || [ -s "$W/a/adapter_model.safetensors" ] || fail "no adapter written: $(ls "$W/a")"
 $T train "$W/mlx" --data tests/data/chat --iters 1 --fine-tune-type full --out "$W/b" 2> "$W/e"; [ $? -ne 0 ] && grep -q "quantized" "$W/e" || fail "full fine-tuning not refused: $(cat "$W/e")"
+# Granite 4.0-H: conv1d in MLX's [C, K, 1], Mamba and shared-MLP Linears quantized.
+TUNE_MLX_SRC=tests/fixtures/granitehybrid TUNE_MLX_OUT="$W/gh" build/test/unit/test_mlx_train || fail "could not write the hybrid MLX checkpoint"
+grep -q '"model.layers.0.mamba.conv1d.weight":{"dtype":"F32","shape":\[[0-9]*,[0-9]*,1\]' "$W/gh/model.safetensors" || fail "conv1d not in MLX layout"
+$T check "$W/gh" > "$W/gh.out" 2>&1 && grep -q "^  lora      yes" "$W/gh.out" || fail "check granitehybrid: $(tail -5 "$W/gh.out")"
+$T train "$W/gh" --data tests/data/chat --iters 3 --batch 2 --rank 4 --lr 1e-3 --seed 3 --out "$W/g" 2> "$W/g.err" || fail "train granitehybrid: $(tail -3 "$W/g.err")"
 echo "train_mlx: ok"
