@@ -246,6 +246,16 @@ void tn_plan_make(const tn_spec *spec, tn_dtype stored, const tn_plan_settings *
         add(p, "weights: embeddings and head", (w.embed + w.lm_head) * esz, "%llu parameters kept in %s", (unsigned long long)(w.embed + w.lm_head), dn);
         add(p, "weights: norms and small", w.norms_and_small * 4, "%llu parameters in fp32", (unsigned long long)w.norms_and_small);
         add(p, "fp32 layer workspace", w.largest_layer * 4, "one layer's matrices dequantized to fp32 (%llu weights)", (unsigned long long)w.largest_layer);
+    } else if (spec->quant_bits > 0) {
+        /* An MLX-quantized checkpoint as it is: the linear weights and the
+         * embeddings packed (bits each) with a scale and a bias per group in
+         * the float dtype; unpacked a layer at a time. */
+        uint64_t packed = w.layer_linear + w.embed + w.lm_head;
+        uint64_t bytes = packed * (uint64_t)spec->quant_bits / 8 + packed / (uint64_t)spec->quant_group_size * 2 * esz +
+                         w.norms_and_small * esz;
+        add(p, "weights (MLX packed)", bytes, "%llu weights in %lld bits, groups of %lld with %s scale and bias (mmap'd)",
+            (unsigned long long)packed, (long long)spec->quant_bits, (long long)spec->quant_group_size, dn);
+        add(p, "fp32 layer workspace", w.largest_layer * 4, "one layer's matrices unpacked to fp32 (%llu weights)", (unsigned long long)w.largest_layer);
     } else {
         add(p, "weights", all_weights * esz, "%llu parameters x %llu B (%s, mmap'd)", (unsigned long long)all_weights, (unsigned long long)esz, dn);
         if (stored != TN_DTYPE_F32)
