@@ -50,7 +50,7 @@ int main(int argc, char **argv) {
     tn_model m;
     if (tn_model_open(argv[1], S, &m) != 0) return fprintf(stderr, "%s\n", tn_error()), 1;
     const tn_spec *s = &m.spec;
-    tn_dtype stored = m.st.tensors[0].dtype;
+    tn_dtype stored = tn_spec_stored_dtype(s, &m.st);
     if (qlora && tn_model_quantize_base(&m, qlora) != 0) return fprintf(stderr, "%s\n", tn_error()), 1;
     tn_targets tg;
     tn_targets_parse(s, NULL, &tg);

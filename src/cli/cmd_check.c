@@ -48,21 +48,6 @@ typedef struct {
     const char *model;
 } check_options;
 
-/* Which dtype the weights are stored in: the checkpoint's (most bytes), or
- * config.json's when there are no weights. */
-static tn_dtype stored_dtype(const tn_spec *spec, const tn_safetensors *st) {
-    if (!st || st->n_tensors == 0) return spec->dtype;
-    uint64_t bytes[TN_DTYPE_COUNT] = {0};
-    for (int i = 0; i < st->n_tensors; i++) bytes[st->tensors[i].dtype] += st->tensors[i].n_bytes;
-    int best = spec->dtype;
-    for (int d = 0; d < TN_DTYPE_COUNT; d++)
-        if (bytes[d] > bytes[best]) best = d;
-    /* MLX-quantized checkpoints hold U32 packed weights; their float dtype
-     * is that of the scales. */
-    if (best == TN_DTYPE_U32) best = spec->dtype;
-    return (tn_dtype)best;
-}
-
 /* Settings that would make a plan fit, in the order a user would try them. */
 static void suggest(const tn_spec *spec, tn_dtype stored, const check_options *o, tn_plan_kind kind, char *out, int cap) {
     out[0] = 0;
@@ -156,7 +141,7 @@ static int check_one_model(const check_options *o) {
             problems = tn_spec_check_tensors(spec, &st, report, sizeof report);
         }
     }
-    tn_dtype stored = stored_dtype(spec, have_weights ? &st : NULL);
+    tn_dtype stored = tn_spec_stored_dtype(spec, have_weights ? &st : NULL);
     tn_param_counts pc;
     tn_spec_count_params(spec, &pc);
     uint64_t lora_params = tn_lora_param_count(spec, &settings.targets, settings.rank, settings.layers);

@@ -250,7 +250,7 @@ int cmd_doctor(int argc, char **argv) {
     }
     char report_text[2048];
     int problems = tn_spec_check_tensors(&src.spec, &st, report_text, sizeof report_text);
-    if (st.n_tensors) stored = st.tensors[0].dtype;
+    stored = tn_spec_stored_dtype(&src.spec, &st);
     tn_safetensors_close(&st);
     tn_plan_settings ps;
     tn_plan_default_settings(&src.spec, &ps);

@@ -188,20 +188,12 @@ static void linear(float *y, const float *x, const float *w, const float *b, int
     linear_q(NULL, NULL, y, x, w, b, n, in, out, lora, layer, k, xa);
 }
 
-static int layer_window(const tn_spec *s, int l) {
-    if (!s->sliding_window) return 0;
-    if (s->family->alternating_window) return (l % 2 == 0) ? (int)s->sliding_window : 0;
-    return (int)s->sliding_window;
-}
-
 /* Attention of n new queries (positions p0..p0+n-1) over the cache. */
 static void attend(const tn_infer *s, const tn_spec *sp, int l, int p0, int n) {
     int nh = (int)sp->n_heads, nkv = (int)sp->n_kv_heads, hd = (int)sp->head_dim, KV = nkv * hd, Q = nh * hd;
-    float scale = sp->family->multipliers ? (float)sp->attention_multiplier
-                  : sp->family->softcaps  ? (float)(1.0 / sqrt(sp->query_pre_attn_scalar))
-                                          : (float)(1.0 / sqrt((double)hd));
+    float scale = tn_spec_attention_scale(sp);
     float cap = sp->family->softcaps ? (float)sp->attn_softcap : 0.0f;
-    int window = layer_window(sp, l);
+    int window = tn_spec_layer_window(sp, l);
     const float *K = s->k + (int64_t)l * s->max_ctx * KV, *Vc = s->v + (int64_t)l * s->max_ctx * KV;
 #pragma omp parallel for collapse(2) schedule(dynamic)
     for (int i = 0; i < n; i++)
@@ -314,7 +306,7 @@ static int forward_chunk(tn_infer *s, tn_model *m, const tn_lora *lora, const in
     int H = (int)sp->hidden, Q = (int)(sp->n_heads * sp->head_dim), KV = (int)(sp->n_kv_heads * sp->head_dim), F = (int)sp->intermediate;
     int V = (int)sp->vocab_size, L = (int)sp->n_layers;
     int one_plus = sp->family->norm == TN_NORM_RMS_ONE_PLUS;
-    float eps = (float)sp->rms_eps, rm = sp->family->multipliers ? (float)sp->residual_multiplier : 1.0f;
+    float eps = (float)sp->rms_eps, rm = tn_spec_residual_multiplier(sp);
     int32_t pos[CHUNK];
     for (int i = 0; i < n; i++) pos[i] = s->pos + i;
     tn_embedding_forward(s->x, m->embed_view, tokens, n, H, m->embed_scale);

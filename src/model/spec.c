@@ -236,6 +236,31 @@ int64_t tn_spec_dim(const tn_spec *s, tn_dim d) {
     return 0;
 }
 
+int tn_spec_layer_window(const tn_spec *s, int l) {
+    if (!s->sliding_window) return 0;
+    if (s->family->alternating_window) return (l % 2 == 0) ? (int)s->sliding_window : 0;
+    return (int)s->sliding_window;
+}
+
+float tn_spec_attention_scale(const tn_spec *s) {
+    if (s->family->multipliers) return (float)s->attention_multiplier;
+    if (s->family->softcaps) return (float)(1.0 / sqrt(s->query_pre_attn_scalar));
+    return (float)(1.0 / sqrt((double)s->head_dim));
+}
+
+float tn_spec_residual_multiplier(const tn_spec *s) { return s->family->multipliers ? (float)s->residual_multiplier : 1.0f; }
+
+tn_dtype tn_spec_stored_dtype(const tn_spec *spec, const tn_safetensors *st) {
+    if (!st || st->n_tensors == 0) return spec->dtype;
+    uint64_t bytes[TN_DTYPE_COUNT] = {0};
+    for (int i = 0; i < st->n_tensors; i++) bytes[st->tensors[i].dtype] += st->tensors[i].n_bytes;
+    int best = spec->dtype;
+    for (int d = 0; d < TN_DTYPE_COUNT; d++)
+        if (bytes[d] > bytes[best]) best = d;
+    if (best == TN_DTYPE_U32) best = spec->dtype;
+    return (tn_dtype)best;
+}
+
 int tn_rule_applies(const tn_spec *s, const tn_tensor_rule *r, int layer) {
     unsigned w = r->when;
     int mamba = layer >= 0 && s->family->hybrid && s->layer_kind[layer] == TN_LAYER_MAMBA;

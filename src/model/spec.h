@@ -217,6 +217,18 @@ int tn_spec_from_config(const cJSON *config, const char *where, tn_spec *spec);
 int tn_spec_load(const char *path, tn_spec *spec);
 
 int64_t tn_spec_dim(const tn_spec *spec, tn_dim d);
+
+/* Attention and residual facts every backend uses: the sliding window of
+ * layer l (0 = none; Gemma 2 slides on even layers), the query scale
+ * (Granite's attention_multiplier, Gemma 2's query_pre_attn_scalar^-1/2,
+ * else head_dim^-1/2) and the multiplier of each residual branch. */
+int tn_spec_layer_window(const tn_spec *spec, int layer);
+float tn_spec_attention_scale(const tn_spec *spec);
+float tn_spec_residual_multiplier(const tn_spec *spec);
+/* The dtype the weights are stored in: the one holding most bytes of the
+ * checkpoint (config.json's when st is NULL or empty, and for MLX's packed
+ * U32 weights, whose float dtype is that of their scales). */
+tn_dtype tn_spec_stored_dtype(const tn_spec *spec, const tn_safetensors *st);
 /* Whether a rule applies to layer `layer` (-1 for global rules). */
 int tn_rule_applies(const tn_spec *spec, const tn_tensor_rule *rule, int layer);
 

@@ -20,20 +20,6 @@
 #include "util/error.h"
 #include "util/rng.h"
 
-static int layer_window(const tn_spec *s, int l) {
-    if (!s->sliding_window) return 0;
-    if (s->family->alternating_window) return (l % 2 == 0) ? (int)s->sliding_window : 0;
-    return (int)s->sliding_window;
-}
-
-float tn_train_attention_scale(const tn_spec *s) {
-    if (s->family->multipliers) return (float)s->attention_multiplier;
-    if (s->family->softcaps) return (float)(1.0 / sqrt(s->query_pre_attn_scalar));
-    return (float)(1.0 / sqrt((double)s->head_dim));
-}
-
-float tn_train_residual_mult(const tn_spec *s) { return s->family->multipliers ? (float)s->residual_multiplier : 1.0f; }
-
 static void mlp_act_forward(const tn_spec *s, float *h, const float *g, const float *u, int64_t n) {
     if (s->family->activation == TN_ACT_GELU_TANH) tn_geglu_forward(h, g, u, n);
     else tn_swiglu_forward(h, g, u, n);
@@ -255,7 +241,7 @@ static int layer_forward(tn_model *m, const tn_lora *lora, tn_activations *a, in
     float *x = sl[TN_SLOT_X], *xn = a->xn, *out = a->slot[l + 1][TN_SLOT_X];
     int T = d->T, H = d->H, Q = d->Q, KV = d->KV, F = d->F;
     int one_plus = s->family->norm == TN_NORM_RMS_ONE_PLUS;
-    float eps = (float)s->rms_eps, rm = tn_train_residual_mult(s);
+    float eps = (float)s->rms_eps, rm = tn_spec_residual_multiplier(s);
     float *xa = sl[TN_SLOT_LORA_XA];
     tn_rmsnorm_forward(xn, sl[TN_SLOT_NORM1_RSTD], x, v.norm1, T, H, eps, one_plus);
     tn_train_linear_forward(sl[TN_SLOT_Q], xn, v.w[TN_MOD_Q], v.bias[TN_MOD_Q], T, H, Q, lora, tn_train_lora_mod(lora, l, TN_MOD_Q), tn_train_xa_slot(lora, xa, l, TN_MOD_Q, T), a->lora_tmp, a->dropped);
@@ -266,8 +252,8 @@ static int layer_forward(tn_model *m, const tn_lora *lora, tn_activations *a, in
         tn_rope_forward(sl[TN_SLOT_K], &m->rope, d->pos, T, (int)s->n_kv_heads, (int)s->head_dim);
     }
     tn_attention_forward(sl[TN_SLOT_ATT], sl[TN_SLOT_LSE], sl[TN_SLOT_Q], sl[TN_SLOT_K], sl[TN_SLOT_V], d->B, d->S, (int)s->n_heads,
-                         (int)s->n_kv_heads, (int)s->head_dim, tn_train_attention_scale(s), s->family->softcaps ? (float)s->attn_softcap : 0.0f,
-                         layer_window(s, l));
+                         (int)s->n_kv_heads, (int)s->head_dim, tn_spec_attention_scale(s), s->family->softcaps ? (float)s->attn_softcap : 0.0f,
+                         tn_spec_layer_window(s, l));
     float *o = s->family->sandwich_norms ? sl[TN_SLOT_MIXER_BRANCH] : a->ws;
     tn_train_linear_forward(o, sl[TN_SLOT_ATT], v.w[TN_MOD_O], v.bias[TN_MOD_O], T, Q, H, lora, tn_train_lora_mod(lora, l, TN_MOD_O), tn_train_xa_slot(lora, xa, l, TN_MOD_O, T), a->lora_tmp, a->dropped);
     if (s->family->sandwich_norms) {
@@ -301,7 +287,7 @@ static int layer_backward(tn_model *m, tn_lora *lora, tn_activations *a, int l, 
     float **sl = a->slot[l];
     int T = d->T, H = d->H, Q = d->Q, KV = d->KV, F = d->F;
     int one_plus = s->family->norm == TN_NORM_RMS_ONE_PLUS;
-    float eps = (float)s->rms_eps, rm = tn_train_residual_mult(s);
+    float eps = (float)s->rms_eps, rm = tn_spec_residual_multiplier(s);
     float *xa = sl[TN_SLOT_LORA_XA], *tmp = a->lora_tmp;
     float *dres = a->dres, *dbranch = a->dtmp, *dpre = a->ws;
     int64_t TH = (int64_t)T * H;
@@ -345,8 +331,8 @@ static int layer_backward(tn_model *m, tn_lora *lora, tn_activations *a, int l, 
     memset(datt, 0, (size_t)T * (2 * Q + 2 * KV) * sizeof *datt);
     tn_train_linear_backward(datt, v.dw[TN_MOD_O], v.dbias[TN_MOD_O], do_, sl[TN_SLOT_ATT], v.w[TN_MOD_O], T, Q, H, lora, tn_train_lora_mod(lora, l, TN_MOD_O), tn_train_xa_slot(lora, xa, l, TN_MOD_O, T), tmp, want_grads, a->dropped);
     tn_attention_backward(dq, dk, dv, datt, sl[TN_SLOT_ATT], sl[TN_SLOT_LSE], sl[TN_SLOT_Q], sl[TN_SLOT_K], sl[TN_SLOT_V], d->B, d->S,
-                          (int)s->n_heads, (int)s->n_kv_heads, (int)s->head_dim, tn_train_attention_scale(s),
-                          s->family->softcaps ? (float)s->attn_softcap : 0.0f, layer_window(s, l));
+                          (int)s->n_heads, (int)s->n_kv_heads, (int)s->head_dim, tn_spec_attention_scale(s),
+                          s->family->softcaps ? (float)s->attn_softcap : 0.0f, tn_spec_layer_window(s, l));
     if (s->rope != TN_ROPE_NONE) {
         tn_rope_backward(dq, &m->rope, d->pos, T, (int)s->n_heads, (int)s->head_dim);
         tn_rope_backward(dk, &m->rope, d->pos, T, (int)s->n_kv_heads, (int)s->head_dim);

@@ -11,8 +11,6 @@ typedef struct {
     const int32_t *pos;
 } dims;
 
-float tn_train_attention_scale(const tn_spec *s);
-float tn_train_residual_mult(const tn_spec *s);
 void tn_train_linear_forward(float *y, const float *x, const float *w, const float *b, int T, int in, int out, const tn_lora *lora,
                              const tn_lora_module *mod, float *xa, float *tmp, float *dropped);
 void tn_train_linear_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w, int T, int in, int out,

@@ -133,7 +133,7 @@ int tn_hybrid_layer_forward(tn_model *m, const tn_lora *lora, tn_activations *a,
     float **sl = a->slot[l];
     float *x = sl[TN_SLOT_X], *xn = a->xn, *out = a->slot[l + 1][TN_SLOT_X];
     int T = d->T, H = d->H, F = (int)s->shared_intermediate;
-    float eps = (float)s->rms_eps, rm = tn_train_residual_mult(s);
+    float eps = (float)s->rms_eps, rm = tn_spec_residual_multiplier(s);
     float *xa = sl[TN_SLOT_LORA_XA];
     const float *const *hw = m->hyb->p[l];
     tn_rmsnorm_forward(xn, sl[TN_SLOT_NORM1_RSTD], x, v.norm1, T, H, eps, 0);
@@ -160,7 +160,7 @@ int tn_hybrid_layer_forward(tn_model *m, const tn_lora *lora, tn_activations *a,
             tn_rope_forward(sl[TN_SLOT_K], &m->rope, d->pos, T, (int)s->n_kv_heads, (int)s->head_dim);
         }
         tn_attention_forward(sl[TN_SLOT_ATT], sl[TN_SLOT_LSE], sl[TN_SLOT_Q], sl[TN_SLOT_K], sl[TN_SLOT_V], d->B, d->S, (int)s->n_heads,
-                             (int)s->n_kv_heads, (int)s->head_dim, tn_train_attention_scale(s), 0.0f, 0);
+                             (int)s->n_kv_heads, (int)s->head_dim, tn_spec_attention_scale(s), 0.0f, 0);
         LIN_F(o, sl[TN_SLOT_ATT], TN_MOD_O, Q, H);
     }
     float *mid = sl[TN_SLOT_X_MID];
@@ -186,7 +186,7 @@ int tn_hybrid_layer_backward(tn_model *m, tn_lora *lora, tn_activations *a, int 
     if (tn_model_layer_view(m, l, &v) != 0) return -1;
     float **sl = a->slot[l];
     int T = d->T, H = d->H, F = (int)s->shared_intermediate;
-    float eps = (float)s->rms_eps, rm = tn_train_residual_mult(s);
+    float eps = (float)s->rms_eps, rm = tn_spec_residual_multiplier(s);
     float *xa = sl[TN_SLOT_LORA_XA];
     const float *const *hw = m->hyb->p[l];
     float *dres = a->dres, *dbranch = a->dtmp;
@@ -238,7 +238,7 @@ int tn_hybrid_layer_backward(tn_model *m, tn_lora *lora, tn_activations *a, int 
         memset(datt, 0, (size_t)T * (2 * Q + 2 * KV) * sizeof *datt);
         LIN_B(datt, dbranch, sl[TN_SLOT_ATT], TN_MOD_O, Q, H);
         tn_attention_backward(dq, dk, dv, datt, sl[TN_SLOT_ATT], sl[TN_SLOT_LSE], sl[TN_SLOT_Q], sl[TN_SLOT_K], sl[TN_SLOT_V], d->B, d->S,
-                              (int)s->n_heads, (int)s->n_kv_heads, (int)s->head_dim, tn_train_attention_scale(s), 0.0f, 0);
+                              (int)s->n_heads, (int)s->n_kv_heads, (int)s->head_dim, tn_spec_attention_scale(s), 0.0f, 0);
         if (s->rope != TN_ROPE_NONE) {
             tn_rope_backward(dq, &m->rope, d->pos, T, (int)s->n_heads, (int)s->head_dim);
             tn_rope_backward(dk, &m->rope, d->pos, T, (int)s->n_kv_heads, (int)s->head_dim);

@@ -235,8 +235,7 @@ int tn_train_run(const tn_train_options *o, tn_batch_source *src) {
     tn_model m;
     /* stored dtype: from the checkpoint headers, as check does */
     if (tn_model_open(o->model, max_seq, &m) != 0) return -1;
-    tn_dtype stored = spec.dtype;
-    if (m.st.n_tensors) stored = m.st.tensors[0].dtype;
+    tn_dtype stored = tn_spec_stored_dtype(&spec, &m.st);
     if (o->qlora) ps.qlora = (tn_quant)o->qlora;
     tn_plan_make(&spec, stored, &ps, o->full ? TN_PLAN_FULL : o->qlora ? TN_PLAN_QLORA : TN_PLAN_LORA, &plan);
     char g1[32], g2[32];
