@@ -112,30 +112,31 @@ static int save_checkpoint(const tn_train_options *o, const tn_model *m, const t
     return 0;
 }
 
-static int load_checkpoint(const char *dir, const tn_model *m, tn_lora *lora, tn_adamw *opt, const tn_train_options *o, int64_t *step,
-                           int64_t *micro, int *bad_steps) {
-    if (tn_adapter_load(lora, m, dir) != 0) return -1;
+/* The loop's state and the AdamW moments of a checkpoint into opt (already
+ * sized for the trained parameters). The seed must be this run's: the data
+ * order is a function of it. */
+static int load_state_and_moments(const char *dir, tn_adamw *opt, const tn_train_options *o, int64_t *step, int64_t *micro,
+                                  int *bad_steps) {
     char path[4200];
     snprintf(path, sizeof path, "%s/state.json", dir);
     cJSON *st = tn_json_parse_file(path, 1 << 20);
     if (!st) return -1;
     int64_t s, mb, bad = 0;
     int rc = tn_json_int(st, "step", path, &s) || tn_json_int(st, "micro_batches", path, &mb) || tn_json_opt_int(st, "bad_steps", path, &bad) < 0;
-    const char *seed = tn_json_str(st, "seed", path);
-    if (!rc && seed && strtoull(seed, NULL, 10) != o->seed)
+    const char *seed = rc ? NULL : tn_json_str(st, "seed", path);
+    if (seed && strtoull(seed, NULL, 10) != o->seed)
         rc = tn_fail("%s: the checkpoint was trained with --seed %s, this run has --seed %llu (the data order would differ)", path, seed,
                      (unsigned long long)o->seed);
     cJSON_Delete(st);
     if (rc || !seed) return -1;
-    if (tn_adamw_init(opt, lora->n_params, o->lr, o->weight_decay) != 0) return -1;
     snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
     tn_safetensors os;
     if (tn_safetensors_open(path, &os) != 0) return -1;
     const tn_tensor_info *tm = tn_safetensors_find(&os, "exp_avg"), *tv = tn_safetensors_find(&os, "exp_avg_sq");
-    if (!tm || !tv || tm->n_elements != (uint64_t)lora->n_params || tv->n_elements != (uint64_t)lora->n_params || tm->dtype != TN_DTYPE_F32 ||
+    if (!tm || !tv || tm->n_elements != (uint64_t)opt->n || tv->n_elements != (uint64_t)opt->n || tm->dtype != TN_DTYPE_F32 ||
         tv->dtype != TN_DTYPE_F32) {
         tn_safetensors_close(&os);
-        return tn_fail("%s: expected F32 exp_avg and exp_avg_sq of %lld elements", path, (long long)lora->n_params);
+        return tn_fail("%s: expected F32 exp_avg and exp_avg_sq of %lld elements", path, (long long)opt->n);
     }
     memcpy(opt->m, tn_safetensors_data(&os, tm), tm->n_bytes);
     memcpy(opt->v, tn_safetensors_data(&os, tv), tv->n_bytes);
@@ -145,12 +146,20 @@ static int load_checkpoint(const char *dir, const tn_model *m, tn_lora *lora, tn
     return 0;
 }
 
-/* A full fine-tuning checkpoint: fp32 weights (model.safetensors), the
- * moments and the state. */
+/* A LoRA checkpoint: the adapter, then the state and moments. */
+static int load_checkpoint(const char *dir, const tn_model *m, tn_lora *lora, tn_adamw *opt, const tn_train_options *o, int64_t *step,
+                           int64_t *micro, int *bad_steps) {
+    if (tn_adapter_load(lora, m, dir) != 0) return -1;
+    if (tn_adamw_init(opt, lora->n_params, o->lr, o->weight_decay) != 0) return -1;
+    return load_state_and_moments(dir, opt, o, step, micro, bad_steps);
+}
+
+/* A full fine-tuning checkpoint: fp32 weights (model.safetensors), then the
+ * state and moments. */
 static int load_full_checkpoint(const char *dir, tn_model *m, tn_adamw *opt, const tn_train_options *o, int64_t *step, int64_t *micro,
                                 int *bad_steps) {
     char path[4200];
-    tn_safetensors ws, os;
+    tn_safetensors ws;
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     if (tn_safetensors_open(path, &ws) != 0) return -1;
     for (int i = 0; i < m->st.n_tensors; i++) {
@@ -162,27 +171,7 @@ static int load_full_checkpoint(const char *dir, tn_model *m, tn_adamw *opt, con
         memcpy(m->master + m->master_off[i], tn_safetensors_data(&ws, t), t->n_bytes);
     }
     tn_safetensors_close(&ws);
-    snprintf(path, sizeof path, "%s/state.json", dir);
-    cJSON *st = tn_json_parse_file(path, 1 << 20);
-    if (!st) return -1;
-    int64_t s, mb, bad = 0;
-    int rc = tn_json_int(st, "step", path, &s) || tn_json_int(st, "micro_batches", path, &mb) || tn_json_opt_int(st, "bad_steps", path, &bad) < 0;
-    cJSON_Delete(st);
-    if (rc) return -1;
-    snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
-    if (tn_safetensors_open(path, &os) != 0) return -1;
-    const tn_tensor_info *tm = tn_safetensors_find(&os, "exp_avg"), *tv = tn_safetensors_find(&os, "exp_avg_sq");
-    if (!tm || !tv || tm->n_elements != (uint64_t)opt->n || tv->n_elements != (uint64_t)opt->n) {
-        tn_safetensors_close(&os);
-        return tn_fail("%s: expected exp_avg and exp_avg_sq of %lld elements", path, (long long)opt->n);
-    }
-    memcpy(opt->m, tn_safetensors_data(&os, tm), tm->n_bytes);
-    memcpy(opt->v, tn_safetensors_data(&os, tv), tv->n_bytes);
-    tn_safetensors_close(&os);
-    opt->step = s;
-    *step = s, *micro = mb, *bad_steps = (int)bad;
-    (void)o;
-    return 0;
+    return load_state_and_moments(dir, opt, o, step, micro, bad_steps);
 }
 
 /* ---- the loop ------------------------------------------------------------ */
