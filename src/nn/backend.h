@@ -32,8 +32,8 @@
 extern "C" {
 #endif
 
-typedef enum { TN_F32 = 0, TN_BF16 = 1 } tn_dtype;
-static inline size_t tn_dtype_size(tn_dtype dt) { return dt == TN_BF16 ? 2 : 4; }
+typedef enum { TN_F32 = 0, TN_BF16 = 1 } tn_dev_dtype;
+static inline size_t tn_dev_dtype_size(tn_dev_dtype dt) { return dt == TN_BF16 ? 2 : 4; }
 
 /* One device, one stream, one cuBLASLt handle and its workspace. */
 typedef struct tn_cuda tn_cuda;
@@ -61,40 +61,40 @@ int tn_cuda_time_ms(tn_cuda *ctx, int (*fn)(void *), void *arg, int iters, int r
 
 /* y[T,out] = x[T,in] · W[out,in]ᵀ (+ bias[out], fp32, only when y is fp32); accumulate: y += instead of =.
  * x, w of type in_dt; y of type out_dt (bf16 x bf16 -> fp32 or bf16; fp32 x fp32 -> fp32, true fp32 math). */
-int tn_cuda_matmul_forward(tn_cuda *ctx, void *y, tn_dtype out_dt, const void *x, const void *w, tn_dtype in_dt,
+int tn_cuda_matmul_forward(tn_cuda *ctx, void *y, tn_dev_dtype out_dt, const void *x, const void *w, tn_dev_dtype in_dt,
                            const float *bias, int T, int in, int out, int accumulate);
 /* dx[T,in] += dy · W; dw[out,in] += dyᵀ · x (NULL: skipped). dy, x, w of type in_dt; dx, dw of type out_dt. */
-int tn_cuda_matmul_backward(tn_cuda *ctx, void *dx, void *dw, tn_dtype out_dt, const void *dy, const void *x,
-                            const void *w, tn_dtype in_dt, int T, int in, int out);
+int tn_cuda_matmul_backward(tn_cuda *ctx, void *dx, void *dw, tn_dev_dtype out_dt, const void *dy, const void *x,
+                            const void *w, tn_dev_dtype in_dt, int T, int in, int out);
 
 /* rstd[t] = 1/sqrt(mean_c x² + eps) (fp32); y = x·rstd·g, g = w or 1 + w (one_plus); x, y, w of type dt. */
-int tn_cuda_rmsnorm_forward(tn_cuda *ctx, void *y, float *rstd, const void *x, const void *w, tn_dtype dt, int T,
+int tn_cuda_rmsnorm_forward(tn_cuda *ctx, void *y, float *rstd, const void *x, const void *w, tn_dev_dtype dt, int T,
                             int C, float eps, int one_plus);
 /* dx += rstd·(dy⊙g − x̂·mean(dy⊙g⊙x̂)) (dt), dw += Σ_t dy⊙x̂ (fp32). */
 int tn_cuda_rmsnorm_backward(tn_cuda *ctx, void *dx, float *dw, const void *dy, const void *x, const void *w,
-                             const float *rstd, tn_dtype dt, int T, int C, int one_plus);
+                             const float *rstd, tn_dev_dtype dt, int T, int C, int one_plus);
 
 /* In place on x [T, n_heads·hd] (rotate-half layout); cos, sin: the table of ops.h's tn_rope_table copied to the
  * device, [max_pos, hd/2] fp32; pos [T] int32 on the device. Backward: the rotation by −θ, in place on dx. */
-int tn_cuda_rope_forward(tn_cuda *ctx, void *x, tn_dtype dt, const float *cos, const float *sin, const int32_t *pos,
+int tn_cuda_rope_forward(tn_cuda *ctx, void *x, tn_dev_dtype dt, const float *cos, const float *sin, const int32_t *pos,
                          int T, int n_heads, int hd);
-int tn_cuda_rope_backward(tn_cuda *ctx, void *dx, tn_dtype dt, const float *cos, const float *sin,
+int tn_cuda_rope_backward(tn_cuda *ctx, void *dx, tn_dev_dtype dt, const float *cos, const float *sin,
                           const int32_t *pos, int T, int n_heads, int hd);
 
 /* h = silu(g)·u (swiglu) or gelu_tanh(g)·u (geglu); backward dg += ..., du += ... (NULL: skipped). */
-int tn_cuda_swiglu_forward(tn_cuda *ctx, void *h, const void *g, const void *u, tn_dtype dt, int64_t n);
+int tn_cuda_swiglu_forward(tn_cuda *ctx, void *h, const void *g, const void *u, tn_dev_dtype dt, int64_t n);
 int tn_cuda_swiglu_backward(tn_cuda *ctx, void *dg, void *du, const void *dh, const void *g, const void *u,
-                            tn_dtype dt, int64_t n);
-int tn_cuda_geglu_forward(tn_cuda *ctx, void *h, const void *g, const void *u, tn_dtype dt, int64_t n);
+                            tn_dev_dtype dt, int64_t n);
+int tn_cuda_geglu_forward(tn_cuda *ctx, void *h, const void *g, const void *u, tn_dev_dtype dt, int64_t n);
 int tn_cuda_geglu_backward(tn_cuda *ctx, void *dg, void *du, const void *dh, const void *g, const void *u,
-                           tn_dtype dt, int64_t n);
+                           tn_dev_dtype dt, int64_t n);
 
 /* y = c·tanh(x/c) (in place allowed); backward dx += dy·(1 − (y/c)²) from the output y. */
-int tn_cuda_softcap_forward(tn_cuda *ctx, void *y, const void *x, tn_dtype dt, float c, int64_t n);
-int tn_cuda_softcap_backward(tn_cuda *ctx, void *dx, const void *dy, const void *y, tn_dtype dt, float c, int64_t n);
+int tn_cuda_softcap_forward(tn_cuda *ctx, void *y, const void *x, tn_dev_dtype dt, float c, int64_t n);
+int tn_cuda_softcap_backward(tn_cuda *ctx, void *dx, const void *dy, const void *y, tn_dev_dtype dt, float c, int64_t n);
 
 /* y[t] = scale·E[ids[t]], E [V, C]; ids [T] int32 on the device. */
-int tn_cuda_embedding_forward(tn_cuda *ctx, void *y, const void *e, const int32_t *ids, tn_dtype dt, int T, int C,
+int tn_cuda_embedding_forward(tn_cuda *ctx, void *y, const void *e, const int32_t *ids, tn_dev_dtype dt, int T, int C,
                               float scale);
 
 /* Cross-entropy of a chunk of rows, in place on fp32 logits [rows, V]: on exit grad_scale·(softmax(s) − onehot)

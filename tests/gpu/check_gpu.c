@@ -85,7 +85,7 @@ static float bf16_round(float f) {
 }
 
 /* n values, normal·scale (+ shift), rounded to bf16 when dt is bf16. */
-static float *hrand(int64_t n, float scale, float shift, tn_dtype dt) {
+static float *hrand(int64_t n, float scale, float shift, tn_dev_dtype dt) {
     float *h = hmalloc((size_t)n * sizeof(float));
     for (int64_t i = 0; i < n; i++) {
         h[i] = shift + scale * tn_rng_normal(&rng);
@@ -101,8 +101,8 @@ static float *hcopy(const float *h, int64_t n) {
 }
 
 /* A device copy of h stored as dt. */
-static void *dput(const float *h, int64_t n, tn_dtype dt) {
-    void *d = dalloc((size_t)n * tn_dtype_size(dt));
+static void *dput(const float *h, int64_t n, tn_dev_dtype dt) {
+    void *d = dalloc((size_t)n * tn_dev_dtype_size(dt));
     if (dt == TN_F32) {
         CK(tn_cuda_upload(ctx, d, h, (size_t)n * 4));
     } else {
@@ -114,13 +114,13 @@ static void *dput(const float *h, int64_t n, tn_dtype dt) {
 }
 
 /* A device buffer of n elements of dt filled with NaN bytes (0xFF.. is a NaN in fp32 and in bf16). */
-static void *dpoison(int64_t n, tn_dtype dt) {
-    void *d = dalloc((size_t)n * tn_dtype_size(dt));
-    CK(tn_cuda_memset(ctx, d, 0xff, (size_t)n * tn_dtype_size(dt)));
+static void *dpoison(int64_t n, tn_dev_dtype dt) {
+    void *d = dalloc((size_t)n * tn_dev_dtype_size(dt));
+    CK(tn_cuda_memset(ctx, d, 0xff, (size_t)n * tn_dev_dtype_size(dt)));
     return d;
 }
 
-static float *dget(const void *d, int64_t n, tn_dtype dt) {
+static float *dget(const void *d, int64_t n, tn_dev_dtype dt) {
     float *h = hmalloc((size_t)n * sizeof(float));
     if (dt == TN_F32) {
         CK(tn_cuda_download(ctx, h, d, (size_t)n * 4));
@@ -133,7 +133,7 @@ static float *dget(const void *d, int64_t n, tn_dtype dt) {
 }
 
 /* Compares the device result d (n elements of dt) with the reference ref. */
-static void compare(const char *op, const void *d, tn_dtype dt, const float *ref, int64_t n, double tol) {
+static void compare(const char *op, const void *d, tn_dev_dtype dt, const float *ref, int64_t n, double tol) {
     const float *got = dget(d, n, dt);
     double num = 0, den = 0, maxd = 0;
     int64_t bad = 0;
@@ -153,11 +153,11 @@ static void compare(const char *op, const void *d, tn_dtype dt, const float *ref
     printf("\n");
 }
 
-static double tol_of(tn_dtype dt) { return dt == TN_BF16 ? TOL_BF16 : TOL_F32; }
+static double tol_of(tn_dev_dtype dt) { return dt == TN_BF16 ? TOL_BF16 : TOL_F32; }
 
 /* ---- the checks ------------------------------------------------------- */
 
-static void check_matmul(tn_dtype in_dt, tn_dtype out_dt, int T, int in, int out, int with_bias) {
+static void check_matmul(tn_dev_dtype in_dt, tn_dev_dtype out_dt, int T, int in, int out, int with_bias) {
     char name[64];
     float *x = hrand((int64_t)T * in, 1, 0, in_dt), *w = hrand((int64_t)out * in, 0.05f, 0, in_dt);
     float *bias = with_bias ? hrand(out, 1, 0, TN_F32) : NULL;
@@ -189,7 +189,7 @@ static void check_matmul(tn_dtype in_dt, tn_dtype out_dt, int T, int in, int out
     release();
 }
 
-static void check_rmsnorm(tn_dtype dt, int T, int C, int one_plus) {
+static void check_rmsnorm(tn_dev_dtype dt, int T, int C, int one_plus) {
     float *x = hrand((int64_t)T * C, 2, 0.3f, dt), *w = hrand(C, 0.2f, one_plus ? 0 : 1, dt);
     float *y = hmalloc((size_t)T * C * 4), *rstd = hmalloc((size_t)T * 4);
     tn_rmsnorm_forward(y, rstd, x, w, T, C, 1e-6f, one_plus);
@@ -211,7 +211,7 @@ static void check_rmsnorm(tn_dtype dt, int T, int C, int one_plus) {
     release();
 }
 
-static void check_rope(tn_dtype dt, int T, int nh, int hd) {
+static void check_rope(tn_dev_dtype dt, int T, int nh, int hd) {
     tn_rope_table rt;
     tn_rope_params p = {.theta = 500000, .scaling = TN_ROPE_SCALE_LLAMA3, .factor = 32, .low_freq_factor = 1,
                         .high_freq_factor = 4, .original_max_pos = 8192};
@@ -237,7 +237,7 @@ static void check_rope(tn_dtype dt, int T, int nh, int hd) {
     release();
 }
 
-static void check_glu(tn_dtype dt, int64_t n, int gelu) {
+static void check_glu(tn_dev_dtype dt, int64_t n, int gelu) {
     float *g = hrand(n, 2, 0, dt), *u = hrand(n, 1, 0, dt), *h = hmalloc((size_t)n * 4);
     (gelu ? tn_geglu_forward : tn_swiglu_forward)(h, g, u, n);
     void *dg = dput(g, n, dt), *du = dput(u, n, dt), *dh = dpoison(n, dt);
@@ -253,7 +253,7 @@ static void check_glu(tn_dtype dt, int64_t n, int gelu) {
     release();
 }
 
-static void check_softcap(tn_dtype dt, int64_t n, float c) {
+static void check_softcap(tn_dev_dtype dt, int64_t n, float c) {
     float *x = hrand(n, 40, 0, dt), *y = hmalloc((size_t)n * 4);
     tn_softcap_forward(y, x, c, n);
     void *dx = dput(x, n, dt), *dy = dpoison(n, dt);
@@ -269,7 +269,7 @@ static void check_softcap(tn_dtype dt, int64_t n, float c) {
     release();
 }
 
-static void check_embedding(tn_dtype dt, int T, int V, int C) {
+static void check_embedding(tn_dev_dtype dt, int T, int V, int C) {
     float *e = hrand((int64_t)V * C, 1, 0, dt), *y = hmalloc((size_t)T * C * 4);
     int32_t *ids = hmalloc((size_t)T * 4);
     for (int t = 0; t < T; t++) ids[t] = (int32_t)(tn_rng_next(&rng) % (uint64_t)V);
@@ -417,13 +417,13 @@ int main(void) {
     check_matmul(TN_BF16, TN_F32, 384, 640, 1712, 0);
     check_matmul(TN_BF16, TN_BF16, 256, 1024, 768, 0);
     for (int dt = 0; dt < 2; dt++) {
-        check_rmsnorm((tn_dtype)dt, 300, 640, 0);
-        check_rmsnorm((tn_dtype)dt, 77, 2304, 1);
-        check_rope((tn_dtype)dt, 300, 6, 128);
-        check_glu((tn_dtype)dt, 300 * 1712 + 5, 0);
-        check_glu((tn_dtype)dt, 300 * 1712 + 5, 1);
-        check_softcap((tn_dtype)dt, 100003, 30);
-        check_embedding((tn_dtype)dt, 300, 5003, 640);
+        check_rmsnorm((tn_dev_dtype)dt, 300, 640, 0);
+        check_rmsnorm((tn_dev_dtype)dt, 77, 2304, 1);
+        check_rope((tn_dev_dtype)dt, 300, 6, 128);
+        check_glu((tn_dev_dtype)dt, 300 * 1712 + 5, 0);
+        check_glu((tn_dev_dtype)dt, 300 * 1712 + 5, 1);
+        check_softcap((tn_dev_dtype)dt, 100003, 30);
+        check_embedding((tn_dev_dtype)dt, 300, 5003, 640);
     }
     check_cross_entropy(64, 50007, 0);
     check_cross_entropy(33, 32003, 30);

@@ -51,7 +51,7 @@ __global__ void softcap_backward_kernel(T *dx, const T *dy, const T *y, float c,
 }
 
 template <int GELU>
-static int glu_forward(tn_cuda *c, void *h, const void *g, const void *u, tn_dtype dt, int64_t n) {
+static int glu_forward(tn_cuda *c, void *h, const void *g, const void *u, tn_dev_dtype dt, int64_t n) {
     if (n <= 0) return 0;
     DISPATCH_DT(dt, glu_forward_kernel<T, GELU><<<blocks_for(n, 256), 256, 0, c->stream>>>((T *)h, (const T *)g,
                                                                                             (const T *)u, n));
@@ -60,7 +60,7 @@ static int glu_forward(tn_cuda *c, void *h, const void *g, const void *u, tn_dty
 }
 
 template <int GELU>
-static int glu_backward(tn_cuda *c, void *dg, void *du, const void *dh, const void *g, const void *u, tn_dtype dt,
+static int glu_backward(tn_cuda *c, void *dg, void *du, const void *dh, const void *g, const void *u, tn_dev_dtype dt,
                         int64_t n) {
     if (n <= 0 || (!dg && !du)) return 0;
     DISPATCH_DT(dt, glu_backward_kernel<T, GELU><<<blocks_for(n, 256), 256, 0, c->stream>>>(
@@ -69,29 +69,29 @@ static int glu_backward(tn_cuda *c, void *dg, void *du, const void *dh, const vo
     return 0;
 }
 
-extern "C" int tn_cuda_swiglu_forward(tn_cuda *c, void *h, const void *g, const void *u, tn_dtype dt, int64_t n) {
+extern "C" int tn_cuda_swiglu_forward(tn_cuda *c, void *h, const void *g, const void *u, tn_dev_dtype dt, int64_t n) {
     return glu_forward<0>(c, h, g, u, dt, n);
 }
 extern "C" int tn_cuda_swiglu_backward(tn_cuda *c, void *dg, void *du, const void *dh, const void *g, const void *u,
-                                       tn_dtype dt, int64_t n) {
+                                       tn_dev_dtype dt, int64_t n) {
     return glu_backward<0>(c, dg, du, dh, g, u, dt, n);
 }
-extern "C" int tn_cuda_geglu_forward(tn_cuda *c, void *h, const void *g, const void *u, tn_dtype dt, int64_t n) {
+extern "C" int tn_cuda_geglu_forward(tn_cuda *c, void *h, const void *g, const void *u, tn_dev_dtype dt, int64_t n) {
     return glu_forward<1>(c, h, g, u, dt, n);
 }
 extern "C" int tn_cuda_geglu_backward(tn_cuda *c, void *dg, void *du, const void *dh, const void *g, const void *u,
-                                      tn_dtype dt, int64_t n) {
+                                      tn_dev_dtype dt, int64_t n) {
     return glu_backward<1>(c, dg, du, dh, g, u, dt, n);
 }
 
-extern "C" int tn_cuda_softcap_forward(tn_cuda *c, void *y, const void *x, tn_dtype dt, float cap, int64_t n) {
+extern "C" int tn_cuda_softcap_forward(tn_cuda *c, void *y, const void *x, tn_dev_dtype dt, float cap, int64_t n) {
     if (n <= 0) return 0;
     DISPATCH_DT(dt, softcap_forward_kernel<T><<<blocks_for(n, 256), 256, 0, c->stream>>>((T *)y, (const T *)x, cap,
                                                                                           n));
     LAUNCH_CHECK();
     return 0;
 }
-extern "C" int tn_cuda_softcap_backward(tn_cuda *c, void *dx, const void *dy, const void *y, tn_dtype dt, float cap,
+extern "C" int tn_cuda_softcap_backward(tn_cuda *c, void *dx, const void *dy, const void *y, tn_dev_dtype dt, float cap,
                                         int64_t n) {
     if (n <= 0) return 0;
     DISPATCH_DT(dt, softcap_backward_kernel<T><<<blocks_for(n, 256), 256, 0, c->stream>>>(

@@ -11,7 +11,7 @@ __global__ void embedding_forward_kernel(T *y, const T *e, const int32_t *ids, i
     stf(y, i, scale * ldf(e, (size_t)ids[t] * C + c));
 }
 
-extern "C" int tn_cuda_embedding_forward(tn_cuda *c, void *y, const void *e, const int32_t *ids, tn_dtype dt, int Tn,
+extern "C" int tn_cuda_embedding_forward(tn_cuda *c, void *y, const void *e, const int32_t *ids, tn_dev_dtype dt, int Tn,
                                          int C, float scale) {
     int64_t n = (int64_t)Tn * C;
     if (n <= 0) return 0;

@@ -12,10 +12,10 @@
  * true fp32 for fp32 operands, fp32 accumulation for bf16 operands). */
 #include "nn/cuda/common.cuh"
 
-static cudaDataType_t cuda_type(tn_dtype dt) { return dt == TN_BF16 ? CUDA_R_16BF : CUDA_R_32F; }
+static cudaDataType_t cuda_type(tn_dev_dtype dt) { return dt == TN_BF16 ? CUDA_R_16BF : CUDA_R_32F; }
 
 /* D[m,n] = alpha·op(A)·op(B) + beta·C (column-major; C = D), with an optional fp32 bias added per row of D. */
-static int lt_matmul(tn_cuda *c, void *d, tn_dtype d_dt, const void *a, const void *b, tn_dtype ab_dt, int m,
+static int lt_matmul(tn_cuda *c, void *d, tn_dev_dtype d_dt, const void *a, const void *b, tn_dev_dtype ab_dt, int m,
                      int n, int k, int trans_a, int trans_b, int lda, int ldb, int ldd, float beta,
                      const float *bias) {
     cublasLtMatmulDesc_t op = NULL;
@@ -69,21 +69,21 @@ done:
     return rc;
 }
 
-static int check_types(tn_dtype out_dt, tn_dtype in_dt) {
+static int check_types(tn_dev_dtype out_dt, tn_dev_dtype in_dt) {
     if (in_dt == TN_F32 && out_dt != TN_F32) return tn_fail("matmul: fp32 operands need an fp32 result");
     return 0;
 }
 
-extern "C" int tn_cuda_matmul_forward(tn_cuda *c, void *y, tn_dtype out_dt, const void *x, const void *w,
-                                      tn_dtype in_dt, const float *bias, int T, int in, int out, int accumulate) {
+extern "C" int tn_cuda_matmul_forward(tn_cuda *c, void *y, tn_dev_dtype out_dt, const void *x, const void *w,
+                                      tn_dev_dtype in_dt, const float *bias, int T, int in, int out, int accumulate) {
     if (check_types(out_dt, in_dt)) return -1;
     if (bias && out_dt != TN_F32) return tn_fail("matmul: a bias needs an fp32 result (for now)");
     if (T <= 0 || out <= 0) return 0;
     return lt_matmul(c, y, out_dt, w, x, in_dt, out, T, in, 1, 0, in, in, out, accumulate ? 1.f : 0.f, bias);
 }
 
-extern "C" int tn_cuda_matmul_backward(tn_cuda *c, void *dx, void *dw, tn_dtype out_dt, const void *dy,
-                                       const void *x, const void *w, tn_dtype in_dt, int T, int in, int out) {
+extern "C" int tn_cuda_matmul_backward(tn_cuda *c, void *dx, void *dw, tn_dev_dtype out_dt, const void *dy,
+                                       const void *x, const void *w, tn_dev_dtype in_dt, int T, int in, int out) {
     if (check_types(out_dt, in_dt)) return -1;
     if (T <= 0) return 0;
     if (dx && lt_matmul(c, dx, out_dt, w, dy, in_dt, in, T, out, 0, 0, in, out, in, 1.f, NULL)) return -1;

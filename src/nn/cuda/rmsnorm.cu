@@ -47,7 +47,7 @@ __global__ void rmsnorm_backward_dw_kernel(float *dw, const T *dy, const T *x, c
     atomicAdd(dw + c, s);
 }
 
-extern "C" int tn_cuda_rmsnorm_forward(tn_cuda *c, void *y, float *rstd, const void *x, const void *w, tn_dtype dt,
+extern "C" int tn_cuda_rmsnorm_forward(tn_cuda *c, void *y, float *rstd, const void *x, const void *w, tn_dev_dtype dt,
                                        int Tn, int C, float eps, int one_plus) {
     if (Tn <= 0) return 0;
     DISPATCH_DT(dt, rmsnorm_forward_kernel<T><<<Tn, 256, 0, c->stream>>>((T *)y, rstd, (const T *)x,
@@ -57,7 +57,7 @@ extern "C" int tn_cuda_rmsnorm_forward(tn_cuda *c, void *y, float *rstd, const v
 }
 
 extern "C" int tn_cuda_rmsnorm_backward(tn_cuda *c, void *dx, float *dw, const void *dy, const void *x,
-                                        const void *w, const float *rstd, tn_dtype dt, int Tn, int C, int one_plus) {
+                                        const void *w, const float *rstd, tn_dev_dtype dt, int Tn, int C, int one_plus) {
     if (Tn <= 0) return 0;
     if (dx) {
         DISPATCH_DT(dt, rmsnorm_backward_dx_kernel<T><<<Tn, 256, 0, c->stream>>>(

@@ -20,7 +20,7 @@ __global__ void rope_kernel(T *x, const float *cos_t, const float *sin_t, const 
     stf(x, base + i + h, b * cs + a * sn);
 }
 
-static int rope(tn_cuda *c, void *x, tn_dtype dt, const float *cos_t, const float *sin_t, const int32_t *pos, int Tn,
+static int rope(tn_cuda *c, void *x, tn_dev_dtype dt, const float *cos_t, const float *sin_t, const int32_t *pos, int Tn,
                 int nh, int hd, float sign) {
     int64_t n = (int64_t)Tn * nh * (hd / 2);
     if (n <= 0) return 0;
@@ -30,12 +30,12 @@ static int rope(tn_cuda *c, void *x, tn_dtype dt, const float *cos_t, const floa
     return 0;
 }
 
-extern "C" int tn_cuda_rope_forward(tn_cuda *c, void *x, tn_dtype dt, const float *cos_t, const float *sin_t,
+extern "C" int tn_cuda_rope_forward(tn_cuda *c, void *x, tn_dev_dtype dt, const float *cos_t, const float *sin_t,
                                     const int32_t *pos, int Tn, int nh, int hd) {
     return rope(c, x, dt, cos_t, sin_t, pos, Tn, nh, hd, 1.f);
 }
 
-extern "C" int tn_cuda_rope_backward(tn_cuda *c, void *dx, tn_dtype dt, const float *cos_t, const float *sin_t,
+extern "C" int tn_cuda_rope_backward(tn_cuda *c, void *dx, tn_dev_dtype dt, const float *cos_t, const float *sin_t,
                                      const int32_t *pos, int Tn, int nh, int hd) {
     return rope(c, dx, dt, cos_t, sin_t, pos, Tn, nh, hd, -1.f);
 }
