@@ -9,15 +9,21 @@
 #include "cli/commands.h"
 #include "cli/train_config.h"
 #include "io/json.h"
+#include "model/gguf_import.h"
 #include "plan/plan.h"
 #include "train/data_source.h"
 #include "train/trainer.h"
 #include "util/error.h"
+#include "util/platform.h"
 #include "util/size.h"
 
 static const char help[] =
     "usage: tune train MODEL --data DIR --out DIR [options] [-c config.yaml]\n\n"
     "LoRA fine-tuning on the CPU, numerically as transformers + PEFT + torch's AdamW.\n"
+    "MODEL is a Hugging Face folder or a GGUF file (F32 ... Q4_K_M): a GGUF is the frozen base as\n"
+    "llama.cpp runs it, its layer matrices dequantized from the file's own blocks a layer at a\n"
+    "time; export the adapter for that same file with `tune export FILE.gguf --adapter OUT\n"
+    "--gguf-adapter A.gguf`.\n"
     "DIR holds train.jsonl (and valid.jsonl): chat {\"messages\"}, completions {\"prompt\",\n"
     "\"completion\"} or text {\"text\"} records. Writes into --out: adapter_model.safetensors and\n"
     "adapter_config.json (PEFT's format), log.jsonl, loss.svg and checkpoints/NNNNNNN/.\n\n"
@@ -47,6 +53,7 @@ int cmd_train(int argc, char **argv) {
     tn_train_config_extra x = {0};
     const char *data = NULL, *v;
     int mask_prompt = 0;
+    char gguf_dir[4096] = "";
     /* The config file first, so that the command line overrides it. */
     for (int i = 1; i + 1 < argc; i++)
         if (!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) {
@@ -155,6 +162,19 @@ int cmd_train(int argc, char **argv) {
         }
         cJSON_Delete(st);
     }
+    /* A GGUF base: its layer matrices stay in the file's blocks; the rest
+     * (config, tokenizer, embeddings, norms) goes to a temporary folder. */
+    if (tn_is_gguf_file(o.model)) {
+        double t0 = tn_seconds();
+        if (tn_gguf_base_temp(o.model, gguf_dir, sizeof gguf_dir, 1) != 0) {
+            fail_usage();
+            goto done;
+        }
+        fprintf(stderr, "tune train: %s is the frozen base: its layer matrices are read from the file's own blocks a layer at a time; the "
+                        "rest dequantized to F32 in %.1f s (under %s while training)\n",
+                o.model, tn_seconds() - t0, gguf_dir);
+        o.model = gguf_dir;
+    }
     tn_batch_source src;
     if (tn_data_source_open(&src, o.model, data, o.max_seq, o.batch, mask_prompt, o.seed, date) != 0) {
         fail_usage();
@@ -166,6 +186,7 @@ int cmd_train(int argc, char **argv) {
     if (rc) fprintf(stderr, "tune: %s\n", tn_error());
     tn_data_source_close(&src);
 done:
+    if (gguf_dir[0]) tn_gguf_remove_temp(gguf_dir);
     tn_train_config_free(&x);
     return rc;
 }

@@ -2,6 +2,7 @@
  * gguf_import.h). The names, transforms and keys are the family tables of
  * model/families.c read backwards. */
 #define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
 #include "model/gguf_import.h"
 
 #include <dirent.h>
@@ -683,12 +684,57 @@ static int open_importer(importer *im, const char *gguf_path) {
     return 0;
 }
 
-int tn_gguf_to_hf(const char *gguf_path, const char *out_dir) {
+/* An adaptable layer matrix (a family-table rule with a LoRA name): what
+ * a GGUF base folder leaves in the GGUF. */
+static int is_layer_matrix(const tn_spec *s, const char *hf) {
+    int layer;
+    if (sscanf(hf, "model.layers.%d.", &layer) != 1) return 0;
+    char want[NAME_MAX_LEN];
+    for (const tn_tensor_rule *r = s->family->layer_rules; r->name; r++) {
+        if (!r->lora || r->n_dims != 2) continue;
+        snprintf(want, sizeof want, r->name, layer);
+        if (!strcmp(want, hf)) return 1;
+    }
+    return 0;
+}
+
+/* The marker of a GGUF base folder: the GGUF (absolute path), the name it
+ * was given by, and the bytes of the layer matrices left in it. */
+static int write_marker(importer *im, const char *dir) {
+    char abs[4096];
+    if (!realpath(im->path, abs)) return tn_fail("%s: cannot resolve the path", im->path);
+    uint64_t bytes = 0;
+    for (int i = 0; i < im->n; i++)
+        if (is_layer_matrix(&im->spec, im->m[i].hf)) bytes += im->m[i].t->n_bytes + (im->m[i].t2 ? im->m[i].t2->n_bytes : 0);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "gguf", abs);
+    cJSON_AddStringToObject(j, "name", im->path);
+    cJSON_AddNumberToObject(j, "layer_bytes", (double)bytes);
+    char *text = cJSON_Print(j);
+    cJSON_Delete(j);
+    if (!text) return tn_fail("out of memory");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, TN_GGUF_BASE_MARKER);
+    int rc = tn_write_file_atomic(path, text, strlen(text));
+    free(text);
+    return rc;
+}
+
+/* base: 0 every tensor; 1 all but the layer matrices, with the marker;
+ * 2 only the 1-D tensors (norms, biases), with the marker. */
+static int to_hf(const char *gguf_path, const char *out_dir, int base) {
     importer im;
     int rc = -1;
     tn_tensor_desc *d = NULL;
     if (open_importer(&im, gguf_path)) goto done;
     if (tn_make_dirs(out_dir)) goto done;
+    if (base) { /* keep only what the folder holds */
+        if (write_marker(&im, out_dir)) goto done;
+        int n = 0;
+        for (int i = 0; i < im.n; i++)
+            if (!is_layer_matrix(&im.spec, im.m[i].hf) && (base == 1 || im.m[i].n_dims == 1)) im.m[n++] = im.m[i];
+        im.n = n;
+    }
     d = tn_calloc((size_t)(im.n ? im.n : 1), sizeof *d, "tensor list");
     if (!d) goto done;
     for (int i = 0; i < im.n; i++) {
@@ -704,6 +750,27 @@ done:
     free(d);
     importer_free(&im);
     return rc;
+}
+
+int tn_gguf_to_hf(const char *gguf_path, const char *out_dir) { return to_hf(gguf_path, out_dir, 0); }
+
+int tn_gguf_base_of(const char *dir, char *gguf, size_t cap, char *name, size_t name_cap, uint64_t *layer_bytes) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, TN_GGUF_BASE_MARKER);
+    if (!tn_file_exists(path)) return 0;
+    cJSON *j = tn_json_parse_file(path, 1 << 20);
+    if (!j) return -1;
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(j, "gguf"), *n = cJSON_GetObjectItemCaseSensitive(j, "name"),
+                *b = cJSON_GetObjectItemCaseSensitive(j, "layer_bytes");
+    if (!cJSON_IsString(g) || !cJSON_IsString(n) || !cJSON_IsNumber(b)) {
+        cJSON_Delete(j);
+        return tn_fail("%s: expected {\"gguf\": path, \"name\": string, \"layer_bytes\": number}", path);
+    }
+    if (gguf) snprintf(gguf, cap, "%s", g->valuestring);
+    if (name) snprintf(name, name_cap, "%s", n->valuestring);
+    if (layer_bytes) *layer_bytes = (uint64_t)b->valuedouble;
+    cJSON_Delete(j);
+    return 1;
 }
 
 int tn_is_gguf_file(const char *path) {
@@ -731,14 +798,18 @@ void tn_gguf_remove_temp(const char *dir) {
     rmdir(dir);
 }
 
-int tn_gguf_unpack_temp(const char *gguf_path, char *dir, size_t cap) {
+static int unpack(const char *gguf_path, char *dir, size_t cap, int base) {
     const char *tmp = getenv("TMPDIR");
     if (!tmp || !*tmp) tmp = "/tmp";
     if ((size_t)snprintf(dir, cap, "%s/tune-gguf-XXXXXX", tmp) >= cap) return tn_fail("temporary folder name too long");
     if (!mkdtemp(dir)) return tn_fail("cannot create a temporary folder under %s (set TMPDIR to a folder with room for the model in F32)", tmp);
-    if (tn_gguf_to_hf(gguf_path, dir)) {
+    if (to_hf(gguf_path, dir, base)) {
         tn_gguf_remove_temp(dir);
         return -1;
     }
     return 0;
 }
+
+int tn_gguf_unpack_temp(const char *gguf_path, char *dir, size_t cap) { return unpack(gguf_path, dir, cap, 0); }
+
+int tn_gguf_base_temp(const char *gguf_path, char *dir, size_t cap, int weights) { return unpack(gguf_path, dir, cap, weights ? 1 : 2); }

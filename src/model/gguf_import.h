@@ -36,6 +36,7 @@
 #define TUNE_GGUF_IMPORT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "io/gguf_read.h"
 
@@ -55,5 +56,21 @@ int tn_gguf_unpack_temp(const char *gguf_path, char *dir, size_t cap);
 /* Removes the files of a folder made by tn_gguf_unpack_temp, then the
  * folder (it holds no subfolders). */
 void tn_gguf_remove_temp(const char *dir);
+
+/* A GGUF as a frozen base, its layer matrices left in the file: a
+ * temporary folder like tn_gguf_unpack_temp's (config.json, the tokenizer
+ * files) whose model.safetensors holds, in F32, every tensor but the
+ * adaptable layer matrices (embeddings, head, norms, biases, Granite
+ * 4.0-H's Mamba tensors and experts) when `weights`, or only the 1-D
+ * tensors (norms, biases) when not (enough for the spec and an adapter's
+ * export), and a marker, TN_GGUF_BASE_MARKER, naming the GGUF. tn_model_open
+ * on such a folder reads the layer matrices from the GGUF's own blocks,
+ * dequantizing a layer at a time. Remove it with tn_gguf_remove_temp. */
+#define TN_GGUF_BASE_MARKER "tune-gguf-base.json"
+int tn_gguf_base_temp(const char *gguf_path, char *dir, size_t cap, int weights);
+/* 1 when dir is a GGUF base folder: the GGUF's absolute path to gguf, the
+ * path it was given as to name, the bytes of its layer matrices (either
+ * may be NULL); 0 when not; -1 on a bad marker. */
+int tn_gguf_base_of(const char *dir, char *gguf, size_t cap, char *name, size_t name_cap, uint64_t *layer_bytes);
 
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "io/json.h"
+#include "model/gguf_import.h"
 #include "util/error.h"
 #include "util/platform.h"
 
@@ -210,6 +211,7 @@ int tn_spec_load(const char *path, tn_spec *spec) {
     if (!c) return -1;
     int rc = tn_spec_from_config(c, file, spec);
     cJSON_Delete(c);
+    if (rc == 0 && tn_is_directory(path) && tn_gguf_base_of(path, NULL, 0, NULL, 0, &spec->gguf_layer_bytes) < 0) rc = -1;
     return rc;
 }
 

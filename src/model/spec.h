@@ -203,6 +203,9 @@ typedef struct {
     int64_t shared_intermediate, n_experts, n_experts_per_token;
     /* MLX quantized checkpoint (0 bits = not quantized) */
     int64_t quant_bits, quant_group_size;
+    /* A GGUF base folder (model/gguf_import.h): the bytes of the layer
+     * matrices that stay in the GGUF's blocks (0 = not such a folder) */
+    uint64_t gguf_layer_bytes;
 } tn_spec;
 
 /* The supported families, and lookup by model_type (NULL when unknown). */

@@ -246,6 +246,14 @@ void tn_plan_make(const tn_spec *spec, tn_dtype stored, const tn_plan_settings *
         add(p, "weights: embeddings and head", (w.embed + w.lm_head) * esz, "%llu parameters kept in %s", (unsigned long long)(w.embed + w.lm_head), dn);
         add(p, "weights: norms and small", w.norms_and_small * 4, "%llu parameters in fp32", (unsigned long long)w.norms_and_small);
         add(p, "fp32 layer workspace", w.largest_layer * 4, "one layer's matrices dequantized to fp32 (%llu weights)", (unsigned long long)w.largest_layer);
+    } else if (spec->gguf_layer_bytes > 0 && kind != TN_PLAN_QLORA) {
+        /* A GGUF base: the layer matrices in the file's own blocks (mapped),
+         * the rest in fp32 once. */
+        add(p, "weights: layers (GGUF blocks)", spec->gguf_layer_bytes, "%llu linear weights in the GGUF's own types (mmap'd)",
+            (unsigned long long)w.layer_linear);
+        add(p, "weights: embeddings and head", (w.embed + w.lm_head) * 4, "%llu parameters dequantized to fp32 once", (unsigned long long)(w.embed + w.lm_head));
+        add(p, "weights: norms and small", w.norms_and_small * 4, "%llu parameters in fp32", (unsigned long long)w.norms_and_small);
+        add(p, "fp32 layer workspace", w.largest_layer * 4, "one layer's matrices dequantized to fp32 (%llu weights)", (unsigned long long)w.largest_layer);
     } else if (spec->quant_bits > 0) {
         /* An MLX-quantized checkpoint as it is: the linear weights and the
          * embeddings packed (bits each) with a scale and a bias per group in

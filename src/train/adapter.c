@@ -53,7 +53,9 @@ int tn_adapter_save(const tn_lora *lora, const tn_model *m, const char *dir, con
     free(names);
     if (rc) return rc;
     cJSON *cfg = cJSON_CreateObject();
-    cJSON_AddStringToObject(cfg, "base_model_name_or_path", base_model ? base_model : m->path);
+    /* A GGUF base: the GGUF file, not the temporary folder it is read through. */
+    const char *gguf = tn_model_gguf_base(m, NULL);
+    cJSON_AddStringToObject(cfg, "base_model_name_or_path", gguf ? gguf : base_model ? base_model : m->path);
     cJSON_AddStringToObject(cfg, "bias", "none");
     cJSON_AddBoolToObject(cfg, "fan_in_fan_out", 0);
     cJSON_AddBoolToObject(cfg, "inference_mode", 1);

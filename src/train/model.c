@@ -10,6 +10,9 @@
 #include <string.h>
 
 #include "export/tensor_read.h"
+#include "io/gguf_read.h"
+#include "model/gguf_import.h"
+#include "quant/dequant_gguf.h"
 #include "io/safetensors_write.h"
 #include "plan/plan.h"
 #include "quant/nf4.h"
@@ -189,14 +192,111 @@ static int load_hybrid(tn_model *m) {
     return 0;
 }
 
+/* ---- a GGUF base: the layer matrices in the GGUF's own blocks ---------- */
+
+/* One adaptable matrix in the GGUF: one tensor, or two stacked by rows
+ * (Granite 4.0-H's input_linear = ffn_gate; ffn_up), each [rows, cols] of
+ * ggml type `type`; perm_heads > 0 when llama.cpp's converter permuted the
+ * rows (Q/K of Llama-style families) into interleaved pairs per head. */
+typedef struct {
+    const unsigned char *data[2];
+    int type[2], parts, perm_heads;
+    int64_t rows, cols;
+    uint64_t row_bytes[2];
+} gguf_matrix;
+
+struct tn_gguf_base {
+    tn_gguf g;
+    char name[4096];
+    char file[4096];
+    int by_type[64];
+    gguf_matrix mat[TN_MAX_LAYERS][TN_MOD_COUNT];
+};
+
+const char *tn_model_gguf_base(const tn_model *m, const int **by_type) {
+    if (by_type) *by_type = m->gguf ? m->gguf->by_type : NULL;
+    return m->gguf ? m->gguf->name : NULL;
+}
+
+static int gguf_base_open(tn_model *m) {
+    const tn_spec *s = &m->spec;
+    struct tn_gguf_base *gb = tn_calloc(1, sizeof *gb, "GGUF base table");
+    if (!gb) return -1;
+    m->gguf = gb;
+    if (tn_gguf_base_of(m->path, gb->file, sizeof gb->file, gb->name, sizeof gb->name, NULL) != 1) return -1;
+    if (!s->family->gguf_layer) return tn_fail("%s: GGUF bases of %s models are not supported", gb->name, s->model_type);
+    if (tn_gguf_open(gb->file, &gb->g)) return -1;
+    char want[256], hf[256], name[256];
+    for (int l = 0; l < s->n_layers; l++)
+        for (int k = 0; k < TN_MOD_COUNT; k++) {
+            if (!tn_module_applies(s, l, (tn_module)k)) continue;
+            int in, out;
+            tn_module_dims(s, (tn_module)k, &in, &out);
+            gguf_matrix *q = &gb->mat[l][k];
+            snprintf(want, sizeof want, "model.layers.%d.%s.weight", l, tn_module_paths[k]);
+            for (const tn_gguf_name *e = s->family->gguf_layer; e->hf; e++) {
+                if (!TN_GGUF_NAME_APPLIES(e, s)) continue;
+                snprintf(hf, sizeof hf, e->hf, l);
+                if (strcmp(hf, want)) continue;
+                snprintf(name, sizeof name, e->gguf, l);
+                int part = e->transform == TN_GGUF_SECOND_HALF;
+                int halves = e->transform == TN_GGUF_FIRST_HALF || e->transform == TN_GGUF_SECOND_HALF;
+                if (e->transform != TN_GGUF_COPY && e->transform != TN_GGUF_PERMUTE_Q && e->transform != TN_GGUF_PERMUTE_K && !halves)
+                    return tn_fail("%s: tensor %s: its GGUF transform is not one a trained matrix can have", gb->name, name);
+                const tn_gguf_tensor *t = tn_gguf_find_tensor(&gb->g, name);
+                int64_t rows = halves ? out / 2 : out;
+                if (!t) return tn_fail("%s: missing tensor %s (Hugging Face's %s)", gb->name, name, want);
+                if (t->n_dims != 2 || t->ne[0] != in || t->ne[1] != rows)
+                    return tn_fail("%s: tensor %s has %d dims [%lld, %lld], expected [%d, %lld] (ne0 = in features) for %s", gb->name, name, t->n_dims,
+                                   (long long)t->ne[0], (long long)t->ne[1], in, (long long)rows, want);
+                if (!tn_gguf_can_dequantize(t->type))
+                    return tn_fail("%s: tensor %s has type %s, which tune does not read (it reads %s)", gb->name, name, tn_gguf_type_name(t->type),
+                                   tn_gguf_dequantize_list());
+                q->data[part] = t->data;
+                q->type[part] = t->type;
+                q->row_bytes[part] = (uint64_t)(in / tn_gguf_type_block(t->type)) * (uint64_t)tn_gguf_type_bytes(t->type);
+                q->rows = rows, q->cols = in;
+                q->parts = halves ? 2 : 1;
+                q->perm_heads = e->transform == TN_GGUF_PERMUTE_Q ? (int)s->n_heads : e->transform == TN_GGUF_PERMUTE_K ? (int)s->n_kv_heads : 0;
+                if (q->perm_heads && rows % (2 * q->perm_heads))
+                    return tn_fail("%s: tensor %s: %lld rows do not split into %d heads of pairs", gb->name, name, (long long)rows, q->perm_heads);
+                if (t->type >= 0 && t->type < 64) gb->by_type[t->type]++;
+            }
+            if (!q->data[0] || (q->parts == 2 && !q->data[1]))
+                return tn_fail("%s: no GGUF tensor holds Hugging Face's %s", gb->name, want);
+        }
+    return 0;
+}
+
+/* Layer l's matrix k from the GGUF's blocks into ws (rows back to
+ * rotate-half order when permuted: HF row h·hd + k·hd/2 + i = GGUF row
+ * h·hd + 2i + k, as the importer undoes it). */
+static void gguf_matrix_read(const gguf_matrix *q, float *ws) {
+    for (int p = 0; p < q->parts; p++) {
+        float *dst = ws + (int64_t)p * q->rows * q->cols;
+        const int64_t hd = q->perm_heads ? q->rows / q->perm_heads : 0, half = hd / 2;
+#pragma omp parallel for schedule(static) if (q->rows * q->cols > 65536)
+        for (int64_t r = 0; r < q->rows; r++) {
+            int64_t to = q->perm_heads ? (r / hd) * hd + (r % 2) * half + (r % hd) / 2 : r;
+            tn_gguf_dequantize_row(q->type[p], q->data[p] + (uint64_t)r * q->row_bytes[p], dst + to * q->cols, q->cols);
+        }
+    }
+}
+
 int tn_model_open(const char *dir, int max_seq, tn_model *m) {
     memset(m, 0, sizeof *m);
     snprintf(m->path, sizeof m->path, "%s", dir);
     if (tn_spec_load(dir, &m->spec) != 0) return -1;
     tn_spec *s = &m->spec;
     if (tn_safetensors_open(dir, &m->st) != 0) return -1;
+    if (s->gguf_layer_bytes && gguf_base_open(m) != 0) {
+        tn_model_close(m);
+        return -1;
+    }
     char report[4096];
-    int problems = tn_spec_check_tensors(s, &m->st, report, sizeof report);
+    /* A GGUF base folder lacks the layer matrices by design; the importer
+     * checked every tensor of the GGUF against the family table. */
+    int problems = m->gguf ? 0 : tn_spec_check_tensors(s, &m->st, report, sizeof report);
     if (problems) {
         char *nl = strchr(report, '\n');
         if (nl) *nl = 0;
@@ -253,6 +353,12 @@ int tn_model_open(const char *dir, int max_seq, tn_model *m) {
         char name[512];
         for (int k = 0; k < TN_MOD_COUNT; k++) {
             if (!tn_module_applies(s, l, (tn_module)k)) continue;
+            if (m->gguf) {
+                const gguf_matrix *q = &m->gguf->mat[l][k];
+                sum += (int64_t)q->parts * q->rows * q->cols;
+                direct = 0;
+                continue;
+            }
             snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, tn_module_paths[k]);
             const tn_tensor_info *t = need(m, name);
             if (!t) goto fail;
@@ -281,6 +387,9 @@ static float *master_of(const tn_model *m, const char *name, int grad) {
 
 int tn_model_make_trainable(tn_model *m, int layers) {
     const tn_spec *s = &m->spec;
+    if (m->gguf)
+        return tn_fail("%s: full fine-tuning of a GGUF base is not possible (its layers are quantized blocks): train a LoRA adapter on it, or "
+                       "fine-tune the Hugging Face folder it came from", m->gguf->name);
     if (s->quant_bits)
         return tn_fail("%s: full fine-tuning of a quantized (MLX %lld-bit) checkpoint is not possible: train a LoRA adapter on it, or "
                        "dequantize it first (tune fuse)", m->path, (long long)s->quant_bits);
@@ -397,6 +506,8 @@ static uint64_t quant_size(int kind, const tn_tensor_info *t) {
 
 int tn_model_quantize_base(tn_model *m, int kind) {
     const tn_spec *s = &m->spec;
+    if (m->gguf)
+        return tn_fail("%s: a GGUF base is already quantized (LoRA trains on its own blocks): train without --qlora", m->gguf->name);
     if (s->family->hybrid) return tn_fail("%s: QLoRA of %s is not in this build yet", m->path, s->model_type);
     if (s->quant_bits)
         return tn_fail("%s: the checkpoint is already quantized (MLX %lld-bit): train LoRA on it as it is, without --qlora", m->path,
@@ -458,6 +569,8 @@ int tn_model_quantize_base(tn_model *m, int kind) {
 }
 
 void tn_model_close(tn_model *m) {
+    if (m->gguf) tn_gguf_close(&m->gguf->g);
+    free(m->gguf);
     if (m->hyb)
         for (int i = 0; i < m->hyb->n_copies; i++) free(m->hyb->copies[i]);
     free(m->hyb);
@@ -503,6 +616,17 @@ int tn_model_layer_view(tn_model *m, int l, tn_layer_view *v) {
             if (trained) v->dw[k] = master_of(m, name, 1);
             snprintf(name, sizeof name, "model.layers.%d.%s.bias", l, tn_module_paths[k]);
             if (trained && v->bias[k]) v->dbias[k] = master_of(m, name, 1);
+        }
+        return 0;
+    }
+    if (m->gguf) {
+        for (int k = 0; k < TN_MOD_COUNT; k++) {
+            if (!tn_module_applies(&m->spec, l, (tn_module)k)) continue;
+            v->bias[k] = ix->p[l][SMALL_BIAS0 + k];
+            const gguf_matrix *q = &m->gguf->mat[l][k];
+            gguf_matrix_read(q, ws);
+            v->w[k] = ws;
+            ws += (int64_t)q->parts * q->rows * q->cols;
         }
         return 0;
     }

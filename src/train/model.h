@@ -108,7 +108,16 @@ typedef struct {
     uint64_t qbytes;
     uint64_t *qoff; /* [layers * TN_MOD_COUNT] */
     tn_hybrid_weights *hyb; /* Granite 4.0-H only */
+    /* A GGUF base (a folder of model/gguf_import.h's tn_gguf_base_temp):
+     * the layer matrices read from the GGUF's own blocks, whatever their
+     * ggml type, a layer at a time into layer_ws (NULL: none). */
+    struct tn_gguf_base *gguf;
 } tn_model;
+
+/* The GGUF a model's layer matrices come from (NULL when none), the path as
+ * the user gave it; *by_type (64 counts, may be NULL) the matrices per ggml
+ * type. */
+const char *tn_model_gguf_base(const tn_model *m, const int **by_type);
 
 /* Quantizes the base's layer matrices (kind: TN_QUANT_NF4, _Q4_K, _Q8_0 of
  * plan.h) for QLoRA; the mapped 16-bit weights are released afterwards. */
