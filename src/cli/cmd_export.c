@@ -7,6 +7,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "export/export.h"
+#include "model/gguf_import.h"
 #include "util/error.h"
 #include "util/platform.h"
 
@@ -18,7 +19,9 @@ static const char help[] =
     "apply at run time (llama.cpp --lora) on the GGUF of the same base. Tensor names, Q/K\n"
     "permutation, metadata and tokenizer follow llama.cpp's convert_hf_to_gguf.py; quantized\n"
     "types follow llama-quantize (bit-identical blocks). One tensor is in memory at a time; the\n"
-    "file is written under a temporary name and renamed when complete.\n\n"
+    "file is written under a temporary name and renamed when complete.\n"
+    "MODEL may be a GGUF file: --gguf-adapter then writes the adapter for that very file (e.g. one\n"
+    "trained by `tune train FILE.gguf`); --gguf re-exports it (dequantized to F32 first).\n\n"
     "options:\n"
     "  --gguf OUT.gguf          the model file to write\n"
     "  --type TYPE              f32, f16 (default), bf16, q8_0, q4_0, q4_k_m, q6_k. K-quants need\n"
@@ -75,17 +78,29 @@ int cmd_export(int argc, char **argv) {
                TN_EXIT_USAGE;
     const char *out = gguf ? gguf : gguf_adapter;
     if (check_parent(out)) return fprintf(stderr, "tune: %s\n", tn_error()), TN_EXIT_USAGE;
+    /* A GGUF base: for an adapter only its metadata and norms are needed
+     * (the names and the Q/K permutation come from the family table); a
+     * model is dequantized to F32 first (re-quantized, fused on the way). */
+    char base_dir[4096] = "";
+    const char *base = model;
+    if (tn_is_gguf_file(model)) {
+        if (gguf_adapter ? tn_gguf_base_temp(model, base_dir, sizeof base_dir, 0) : tn_gguf_unpack_temp(model, base_dir, sizeof base_dir))
+            return fprintf(stderr, "tune: %s\n", tn_error()), TN_EXIT_USAGE;
+        base = base_dir;
+    }
     tn_export_job *job = NULL;
-    int rc = gguf ? tn_gguf_export_prepare(&job, model, adapter, gguf, (tn_file_type)type)
-                  : tn_gguf_adapter_prepare(&job, model, adapter, gguf_adapter);
+    int rc = gguf ? tn_gguf_export_prepare(&job, base, adapter, gguf, (tn_file_type)type)
+                  : tn_gguf_adapter_prepare(&job, base, adapter, gguf_adapter);
     if (!rc && dequantized) rc = tn_gguf_export_set_dequantized(job, dequantized);
     if (rc) {
         fprintf(stderr, "tune: %s\n", tn_error());
         tn_export_free(job);
+        if (base_dir[0]) tn_gguf_remove_temp(base_dir);
         return TN_EXIT_USAGE;
     }
     rc = tn_export_run(job);
     tn_export_free(job);
+    if (base_dir[0]) tn_gguf_remove_temp(base_dir);
     if (rc) return fprintf(stderr, "tune: %s\n", tn_error()), TN_EXIT_FAILED;
     return TN_EXIT_OK;
 }

@@ -11,6 +11,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "io/json.h"
+#include "model/gguf_import.h"
 #include "train/adapter.h"
 #include "train/model.h"
 #include "util/error.h"
@@ -18,7 +19,8 @@
 
 static const char help[] =
     "usage: tune logits MODEL [--adapter DIR] (--ids 1,2,3 | --ids-file F.json) [--greedy N] [--top K]\n\n"
-    "Runs the model (with the adapter) on the token ids and prints one JSON object:\n"
+    "Runs the model (with the adapter) on the token ids and prints one JSON object (MODEL: a\n"
+    "Hugging Face folder, or a GGUF file whose layer matrices are read from its own blocks):\n"
     "  {\"ids\": [...], \"probs\": [[p(next = v) for each v] for each position],\n"
     "   \"greedy\": [N ids, each the argmax after the previous ones]}\n"
     "With --top K, \"top\" replaces \"probs\": [[[id, p], ... K of them] for each position].\n"
@@ -121,9 +123,21 @@ int cmd_logits(int argc, char **argv) {
     double *p = NULL;
     int32_t *seq = NULL;
     rc = TN_EXIT_USAGE;
+    /* A GGUF: its layer matrices read from the file's own blocks, as
+     * training on it does (model/gguf_import.h). */
+    char gguf_dir[4096] = "";
+    if (tn_is_gguf_file(model)) {
+        if (tn_gguf_base_temp(model, gguf_dir, sizeof gguf_dir, 1) != 0) {
+            fprintf(stderr, "tune: %s\n", tn_error());
+            free(ids);
+            return TN_EXIT_USAGE;
+        }
+        model = gguf_dir;
+    }
     if (tn_model_open(model, total, &m) != 0) {
         fprintf(stderr, "tune: %s\n", tn_error());
         free(ids);
+        if (gguf_dir[0]) tn_gguf_remove_temp(gguf_dir);
         return TN_EXIT_USAGE;
     }
     const int64_t V = m.spec.vocab_size;
@@ -197,6 +211,7 @@ out:
     tn_activations_free(&acts);
     if (have_lora) tn_lora_free(&lora);
     tn_model_close(&m);
+    if (gguf_dir[0]) tn_gguf_remove_temp(gguf_dir);
     free(logits), free(p), free(seq), free(ids);
     return rc;
 }
