@@ -117,6 +117,35 @@ int tn_cuda_attention_backward(tn_cuda *ctx, float *dq, float *dk, float *dv, co
 int tn_cuda_adamw_update(tn_cuda *ctx, float *p, const float *g, float *m, float *v, int64_t n, double lr,
                          double beta1, double beta2, double eps, double weight_decay, int64_t step);
 
+
+/* ---- products with scalars, and the elementwise pieces of a layer -------- */
+
+/* y = alpha·x·Wᵀ + beta·y; dx = alpha·dy·W + beta·dx; dw = alpha·dyᵀ·x + beta·dw (shapes as the matmul above;
+ * beta = 0 overwrites whatever the output held). */
+int tn_cuda_gemm_xwt(tn_cuda *ctx, void *y, tn_dev_dtype out_dt, const void *x, const void *w, tn_dev_dtype in_dt,
+                     int T, int in, int out, float alpha, float beta);
+int tn_cuda_gemm_dyw(tn_cuda *ctx, void *dx, tn_dev_dtype out_dt, const void *dy, const void *w, tn_dev_dtype in_dt,
+                     int T, int in, int out, float alpha, float beta);
+int tn_cuda_gemm_dytx(tn_cuda *ctx, void *dw, tn_dev_dtype out_dt, const void *dy, const void *x, tn_dev_dtype in_dt,
+                      int T, int in, int out, float alpha, float beta);
+
+/* y = alpha·x + beta·y over n elements of type dt (beta = 0: y is not read). */
+int tn_cuda_axpby(tn_cuda *ctx, void *y, const void *x, float alpha, float beta, tn_dev_dtype dt, int64_t n);
+/* out = a + c·b (the residual add with Granite's multiplier; out may be a). */
+int tn_cuda_residual_forward(tn_cuda *ctx, void *out, const void *a, const void *b, float c, tn_dev_dtype dt, int64_t n);
+/* y[t, j] += bias[j] (fp32 bias), y [T, C] of type dt. */
+int tn_cuda_add_bias(tn_cuda *ctx, void *y, const float *bias, tn_dev_dtype dt, int T, int C);
+/* *out (host) = Σ x² over n fp32 elements, in double across blocks (waits for the stream). */
+int tn_cuda_sumsq(tn_cuda *ctx, const float *x, int64_t n, double *out);
+/* x *= s, fp32, in place. */
+int tn_cuda_scale_f32(tn_cuda *ctx, float *x, float s, int64_t n);
+/* Cross-entropy of a chunk as tn_cuda_cross_entropy_forward_backward, on bf16 logits (computed in fp32), the
+ * gradient written over them in bf16. */
+int tn_cuda_cross_entropy_bf16(tn_cuda *ctx, void *logits, float *losses, const int32_t *labels, int rows, int V,
+                               float softcap, float grad_scale);
+/* *out (host) = Σ x over n fp32 elements (waits for the stream). */
+int tn_cuda_sum(tn_cuda *ctx, const float *x, int64_t n, double *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,14 +16,13 @@ static cudaDataType_t cuda_type(tn_dev_dtype dt) { return dt == TN_BF16 ? CUDA_R
 
 /* D[m,n] = alpha·op(A)·op(B) + beta·C (column-major; C = D), with an optional fp32 bias added per row of D. */
 static int lt_matmul(tn_cuda *c, void *d, tn_dev_dtype d_dt, const void *a, const void *b, tn_dev_dtype ab_dt, int m,
-                     int n, int k, int trans_a, int trans_b, int lda, int ldb, int ldd, float beta,
+                     int n, int k, int trans_a, int trans_b, int lda, int ldb, int ldd, float alpha, float beta,
                      const float *bias) {
     cublasLtMatmulDesc_t op = NULL;
     cublasLtMatrixLayout_t la = NULL, lb = NULL, ld = NULL;
     cublasLtMatmulPreference_t pref = NULL;
     cublasOperation_t ta = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, tb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     cudaDataType_t abt = cuda_type(ab_dt), dtt = cuda_type(d_dt);
-    float alpha = 1.f;
     int rc = -1, found = 0;
     cublasLtMatmulHeuristicResult_t heur;
     cublasStatus_t s;
@@ -79,14 +78,37 @@ extern "C" int tn_cuda_matmul_forward(tn_cuda *c, void *y, tn_dev_dtype out_dt, 
     if (check_types(out_dt, in_dt)) return -1;
     if (bias && out_dt != TN_F32) return tn_fail("matmul: a bias needs an fp32 result (for now)");
     if (T <= 0 || out <= 0) return 0;
-    return lt_matmul(c, y, out_dt, w, x, in_dt, out, T, in, 1, 0, in, in, out, accumulate ? 1.f : 0.f, bias);
+    return lt_matmul(c, y, out_dt, w, x, in_dt, out, T, in, 1, 0, in, in, out, 1.f, accumulate ? 1.f : 0.f, bias);
 }
 
 extern "C" int tn_cuda_matmul_backward(tn_cuda *c, void *dx, void *dw, tn_dev_dtype out_dt, const void *dy,
                                        const void *x, const void *w, tn_dev_dtype in_dt, int T, int in, int out) {
     if (check_types(out_dt, in_dt)) return -1;
     if (T <= 0) return 0;
-    if (dx && lt_matmul(c, dx, out_dt, w, dy, in_dt, in, T, out, 0, 0, in, out, in, 1.f, NULL)) return -1;
-    if (dw && lt_matmul(c, dw, out_dt, x, dy, in_dt, in, out, T, 0, 1, in, out, in, 1.f, NULL)) return -1;
+    if (dx && lt_matmul(c, dx, out_dt, w, dy, in_dt, in, T, out, 0, 0, in, out, in, 1.f, 1.f, NULL)) return -1;
+    if (dw && lt_matmul(c, dw, out_dt, x, dy, in_dt, in, out, T, 0, 1, in, out, in, 1.f, 1.f, NULL)) return -1;
     return 0;
+}
+
+/* The same three products with the scalars exposed (the LoRA path scales by
+ * alpha/r inside the product; beta = 0 overwrites, 1 accumulates). */
+extern "C" int tn_cuda_gemm_xwt(tn_cuda *c, void *y, tn_dev_dtype out_dt, const void *x, const void *w, tn_dev_dtype in_dt,
+                                int T, int in, int out, float alpha, float beta) {
+    if (check_types(out_dt, in_dt)) return -1;
+    if (T <= 0 || out <= 0) return 0;
+    return lt_matmul(c, y, out_dt, w, x, in_dt, out, T, in, 1, 0, in, in, out, alpha, beta, NULL);
+}
+
+extern "C" int tn_cuda_gemm_dyw(tn_cuda *c, void *dx, tn_dev_dtype out_dt, const void *dy, const void *w, tn_dev_dtype in_dt,
+                                int T, int in, int out, float alpha, float beta) {
+    if (check_types(out_dt, in_dt)) return -1;
+    if (T <= 0) return 0;
+    return lt_matmul(c, dx, out_dt, w, dy, in_dt, in, T, out, 0, 0, in, out, in, alpha, beta, NULL);
+}
+
+extern "C" int tn_cuda_gemm_dytx(tn_cuda *c, void *dw, tn_dev_dtype out_dt, const void *dy, const void *x, tn_dev_dtype in_dt,
+                                 int T, int in, int out, float alpha, float beta) {
+    if (check_types(out_dt, in_dt)) return -1;
+    if (T <= 0) return 0;
+    return lt_matmul(c, dw, out_dt, x, dy, in_dt, in, out, T, 0, 1, in, out, in, alpha, beta, NULL);
 }
