@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "io/json.h"
 #include "io/safetensors.h"
+#include "model/gguf_import.h"
 #include "model/presets.h"
 #include "model/source.h"
 #include "plan/plan.h"
@@ -110,6 +111,16 @@ static void stage_verdict(const tn_spec *spec, tn_stage st, int *ok, const char 
     };
     *why = reason ? reason : what[st];
     /* An MLX-quantized checkpoint is a frozen quantized base already. */
+    if (!reason && spec->gguf_layer_bytes) {
+        static const char *const gg[TN_STAGE_COUNT] = {
+            [TN_STAGE_LORA] = "tune train FILE.gguf (CPU) on the file's own blocks, a layer dequantized at a time; export --gguf-adapter for it",
+            [TN_STAGE_QLORA] = "the GGUF is quantized already: plain tune train is LoRA on its blocks",
+            [TN_STAGE_FULL] = "a GGUF's quantized blocks cannot be trained whole: tune fuse dequantizes them first",
+            [TN_STAGE_FUSE] = "tune fuse FILE.gguf --adapter DIR (dequantized to F32, fused; --gguf --type to re-quantize)",
+            [TN_STAGE_GENERATE] = "tune generate FILE.gguf",
+        };
+        if (gg[st]) *ok = st != TN_STAGE_QLORA && st != TN_STAGE_FULL, *why = gg[st];
+    }
     if (!reason && spec->quant_bits) {
         static const char *const mlx[TN_STAGE_COUNT] = {
             [TN_STAGE_LORA] = "tune train (CPU) on the MLX-quantized base as it is: a layer dequantized at a time, embeddings once",
@@ -120,17 +131,36 @@ static void stage_verdict(const tn_spec *spec, tn_stage st, int *ok, const char 
     }
 }
 
+static int check_source(const check_options *o, const char *gguf);
+
+/* A GGUF file: its metadata as a config, its layer matrices priced as the
+ * file's blocks (model/gguf_import.h; nothing is dequantized but norms). */
 static int check_one_model(const check_options *o) {
+    if (!tn_is_gguf_file(o->model)) return check_source(o, NULL);
+    char dir[4096];
+    if (tn_gguf_base_temp(o->model, dir, sizeof dir, 0) != 0) return fprintf(stderr, "tune: %s\n", tn_error()), TN_EXIT_USAGE;
+    check_options g = *o;
+    g.model = dir;
+    int rc = check_source(&g, o->model);
+    tn_gguf_remove_temp(dir);
+    return rc;
+}
+
+static int check_source(const check_options *o, const char *gguf) {
     tn_model_source src;
     if (tn_model_source_open(o->model, &src) != 0) return TN_EXIT_USAGE;
     tn_spec *spec = &src.spec;
+    if (gguf) {
+        if (tn_gguf_base_of(o->model, NULL, 0, NULL, 0, &spec->gguf_layer_bytes) != 1) return fprintf(stderr, "tune: %s\n", tn_error()), TN_EXIT_USAGE;
+        snprintf(src.path, sizeof src.path, "%s", gguf);
+    }
     tn_plan_settings settings = o->settings;
     if (tn_targets_parse(spec, o->targets_text, &settings.targets) != 0) return TN_EXIT_USAGE;
 
     tn_safetensors st;
     int have_weights = 0, problems = 0;
     char report[8192] = "";
-    if (src.kind == TN_SOURCE_FOLDER) {
+    if (src.kind == TN_SOURCE_FOLDER && !gguf) { /* a GGUF's tensors were checked against the family table when read */
         char probe[4200];
         snprintf(probe, sizeof probe, "%s/model.safetensors.index.json", src.path);
         int has_index = tn_file_exists(probe);
@@ -231,12 +261,13 @@ static int check_one_model(const check_options *o) {
         cJSON_Delete(root);
     } else {
         const char *kinds[] = {"folder", "config", "preset"};
-        printf("model      %s (%s: %s, %s)\n", src.path, spec->model_type, spec->family->description, kinds[src.kind]);
+        printf("model      %s (%s: %s, %s)\n", src.path, spec->model_type, spec->family->description, gguf ? "GGUF file" : kinds[src.kind]);
         printf("params     %s total (%llu), embeddings %s%s, stored %s", tn_format_count(pc.total, b1, sizeof b1),
                (unsigned long long)pc.total, tn_format_count(pc.embedding, b2, sizeof b2), spec->tied_embeddings ? " (tied)" : "",
                tn_dtype_name(stored));
         if (spec->quant_bits)
             printf(" (MLX %lld-bit affine, groups of %lld)", (long long)spec->quant_bits, (long long)spec->quant_group_size);
+        if (gguf) printf(" (GGUF: layer matrices %s in the file's own types)", tn_format_gib(spec->gguf_layer_bytes, b3, sizeof b3));
         printf("\n");
         if (pc.active != pc.total)
             printf("           %s active per token (%lld of %lld experts routed)\n", tn_format_count(pc.active, b1, sizeof b1),
@@ -250,7 +281,8 @@ static int check_one_model(const check_options *o) {
             if (problems == 0) printf("tensors    %d tensors in %d file%s match the %s table\n", st.n_tensors, st.n_files, st.n_files > 1 ? "s" : "", spec->model_type);
             else printf("tensors    %d problem%s:\n%s", problems, problems > 1 ? "s" : "", report);
         } else {
-            printf("tensors    no weights here: counts and plans from config.json alone\n");
+            printf(gguf ? "tensors    every tensor's name, shape and type checked against the family's table when the GGUF was read\n"
+                        : "tensors    no weights here: counts and plans from config.json alone\n");
         }
         printf("\nstages\n");
         for (int s = 0; s < TN_STAGE_COUNT; s++) {

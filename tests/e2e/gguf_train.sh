@@ -69,6 +69,13 @@ for c in "llama q8_0" "llama-wide q4_k_m"; do
     moved=$(grep "logits moved" $W/err) || fail "fuse $n --gguf did not say how far the logits moved: $(tail -2 $W/err)"
     echo "$n fuse re-quantized to $ty: ${moved#tune fuse: }"
 done
+# check prices the GGUF; --qlora, full fine-tuning and an adapter GGUF as the base are refused with a reason
+G=$W/llama.q8_0.gguf
+$T check $G > $W/check.out 2>&1 || fail "check $G: $(tail -3 $W/check.out)"
+grep -q "weights: layers (GGUF blocks)" $W/check.out && grep -q "^  lora      yes" $W/check.out || fail "check does not price the GGUF's blocks: $(head -12 $W/check.out)"
+$T train $G --data tests/data/chat --iters 1 --qlora --out $W/x 2> $W/err; [ $? -eq 1 ] && grep -q "without --qlora" $W/err || fail "--qlora on a GGUF not refused: $(cat $W/err)"
+$T train $G --data tests/data/chat --iters 1 --fine-tune-type full --out $W/x 2> $W/err; [ $? -eq 1 ] && grep -q "$G: full fine-tuning of a GGUF" $W/err || fail "full fine-tuning of a GGUF not refused: $(cat $W/err)"
+$T train $W/llama.q8_0.adapter.gguf --data tests/data/chat --iters 1 --out $W/x 2> $W/err; [ $? -eq 2 ] && grep -q "adapter.gguf: a LoRA adapter GGUF" $W/err || fail "an adapter GGUF as base not refused: $(cat $W/err)"
 [ -z "$(ls $W | grep tune-gguf)" ] || fail "temporary folders left behind: $(ls $W | grep tune-gguf)"
 join() { local IFS=,; echo "$*"; }
 echo "{\"runs\": [$(join "${runs[@]}")]}" > $W/jobs.json
