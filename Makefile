@@ -134,8 +134,20 @@ $(R)/tests/gpu/check_gpu: tests/gpu/check_gpu.c $(CHECK_GPU_OBJS) $(CU_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(OMP) -o $@ $< $(CHECK_GPU_OBJS) $(CU_OBJS) -lopenblas -lm $(CUDA_LIBS)
 
-check-gpu: $(R)/tests/gpu/check_gpu
+# The training step on the device against the CPU engine, on the fixtures
+# (tests/gpu/check_train_gpu.c), and the benchmark of bench/gpu_train_bench.sh:
+# linked with everything, so they need the libraries tune needs.
+$(R)/tests/gpu/check_train_gpu: tests/gpu/check_train_gpu.c $(REL_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(OMP) -o $@ $< $(REL_OBJS) $(LIBS)
+$(R)/bench/gpu_train_bench: bench/gpu_train_bench.c $(REL_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(OMP) -o $@ $< $(REL_OBJS) $(LIBS)
+GPU_FIXTURES := llama mistral qwen2 gemma2 granite llama-wide
+
+check-gpu: $(R)/tests/gpu/check_gpu $(R)/tests/gpu/check_train_gpu
 	$(R)/tests/gpu/check_gpu
+	$(R)/tests/gpu/check_train_gpu $(addprefix tests/fixtures/,$(GPU_FIXTURES))
 
 # `make test` also compiles the CUDA objects where nvcc is installed (CI has
 # it; no GPU is needed to compile).

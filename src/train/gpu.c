@@ -30,7 +30,30 @@
 
 #ifndef TN_CUDA
 
+/* A build without the CUDA backend: tn_gpu_open says so; nothing else can
+ * be reached without a device. */
 int tn_gpu_available(void) { return 0; }
+int tn_gpu_open(tn_gpu **out, tn_model *m, tn_lora *lora, const tn_gpu_options *o) {
+    *out = NULL;
+    return tn_fail("--device cuda: this build has no CUDA backend (build with `make CUDA=1` on a machine with nvcc)");
+}
+void tn_gpu_close(tn_gpu *g) {}
+const char *tn_gpu_name(const tn_gpu *g) { return "none"; }
+int tn_gpu_checkpointed(const tn_gpu *g) { return 0; }
+uint64_t tn_gpu_planned(const tn_gpu *g) { return 0; }
+int tn_gpu_used(tn_gpu *g, uint64_t *used, uint64_t *total) { return tn_fail("no CUDA backend in this build"); }
+double tn_gpu_step(tn_gpu *g, const int32_t *ids, const int32_t *labels, int B, int S, int want_grads, double grad_scale,
+                   int64_t *counted) {
+    tn_fail("no CUDA backend in this build");
+    return NAN;
+}
+int tn_gpu_logits(tn_gpu *g, const int32_t *ids, int B, int S, float *logits) { return tn_fail("no CUDA backend in this build"); }
+int tn_gpu_zero_grads(tn_gpu *g) { return tn_fail("no CUDA backend in this build"); }
+int tn_gpu_grads_finish(tn_gpu *g, double scale, double max_norm, double *norm) { return tn_fail("no CUDA backend in this build"); }
+int tn_gpu_adamw(tn_gpu *g, tn_adamw *opt, double lr) { return tn_fail("no CUDA backend in this build"); }
+int tn_gpu_download(tn_gpu *g, tn_lora *lora, tn_adamw *opt) { return tn_fail("no CUDA backend in this build"); }
+int tn_gpu_upload(tn_gpu *g, const tn_lora *lora, const tn_adamw *opt) { return tn_fail("no CUDA backend in this build"); }
+int tn_gpu_download_grads(tn_gpu *g, float *grads) { return tn_fail("no CUDA backend in this build"); }
 
 #else
 
@@ -301,6 +324,10 @@ int tn_gpu_download(tn_gpu *g, tn_lora *lora, tn_adamw *opt) {
         TRY(tn_cuda_download(g->ctx, opt->v, g->mom2, n));
     }
     return 0;
+}
+
+int tn_gpu_download_grads(tn_gpu *g, float *grads) {
+    return g->n_params ? tn_cuda_download(g->ctx, grads, g->grad, (size_t)g->n_params * 4) : 0;
 }
 
 int tn_gpu_zero_grads(tn_gpu *g) { return g->n_params ? tn_cuda_memset(g->ctx, g->grad, 0, (size_t)g->n_params * 4) : 0; }

@@ -64,6 +64,8 @@ int tn_gpu_grads_finish(tn_gpu *g, double scale, double max_norm, double *norm);
 int tn_gpu_adamw(tn_gpu *g, tn_adamw *opt, double lr);
 /* LoRA parameters (and, with opt, the moments) device -> host, for saves. */
 int tn_gpu_download(tn_gpu *g, tn_lora *lora, tn_adamw *opt);
+/* The device's LoRA gradients -> host [n_params] (tests). */
+int tn_gpu_download_grads(tn_gpu *g, float *grads);
 /* host -> device (after a resume or --init-adapter load). */
 int tn_gpu_upload(tn_gpu *g, const tn_lora *lora, const tn_adamw *opt);
 

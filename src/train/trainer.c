@@ -13,6 +13,7 @@
 #include "io/json.h"
 #include "io/safetensors_write.h"
 #include "train/adapter.h"
+#include "train/gpu.h"
 #include "train/loss_plot.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
@@ -37,6 +38,26 @@ void tn_train_defaults(tn_train_options *o) {
     o->save_every = 100;
     o->report_every = 10;
     o->max_bad_steps = 5;
+    o->checkpoint_layers = -2;
+}
+
+/* Mean loss over up to max_batches batches of a split, on the device. */
+static int evaluate_gpu(tn_gpu *g, tn_batch_source *src, int split, int64_t max_batches, double *loss) {
+    int64_t n = src->n_batches(src->ctx, split);
+    if (max_batches > 0 && max_batches < n) n = max_batches;
+    double sum = 0;
+    int64_t count = 0;
+    for (int64_t i = 0; i < n; i++) {
+        tn_batch_view b;
+        if (src->get(src->ctx, split, 0, i, &b) != 0) return -1;
+        int64_t c = 0;
+        double l = tn_gpu_step(g, b.ids, b.labels, b.B, b.S, 0, 0, &c);
+        if (isnan(l) && c) return -1;
+        sum += l;
+        count += c;
+    }
+    *loss = count ? sum / (double)count : NAN;
+    return 0;
 }
 
 int tn_evaluate(tn_model *m, tn_lora *lora, tn_activations *a, tn_batch_source *src, int split, int64_t max_batches, double *loss,
@@ -227,7 +248,7 @@ int tn_train_run(const tn_train_options *o, tn_batch_source *src) {
     tn_dtype stored = tn_spec_stored_dtype(&spec, &m.st);
     if (o->qlora) ps.qlora = (tn_quant)o->qlora;
     tn_plan_make(&spec, stored, &ps, o->full ? TN_PLAN_FULL : o->qlora ? TN_PLAN_QLORA : TN_PLAN_LORA, &plan);
-    char g1[32], g2[32];
+    char g1[32], g2[32], g3[32];
     if (o->budget && plan.total > o->budget) {
         tn_model_close(&m);
         return tn_fail("the plan needs %s, over the budget of %s (see `tune check %s --max-seq-length %d --batch %d%s --budget ...` for the "
@@ -281,8 +302,26 @@ int tn_train_run(const tn_train_options *o, tn_batch_source *src) {
         }
     }
     tn_activations a;
-    tn_plan_settings as = {.seq = max_seq, .batch = src->max_batch, .grad_checkpoint = o->grad_checkpoint};
-    if (tn_activations_alloc(&a, &m, o->full ? NULL : &lora, &as) != 0) goto out_lora;
+    memset(&a, 0, sizeof a);
+    tn_gpu *gpu = NULL;
+    if (o->cuda) {
+        if (!tn_gpu_available()) {
+            tn_fail("--device cuda: this build has no CUDA backend (build with `make CUDA=1` on a machine with nvcc)");
+            goto out_lora;
+        }
+        if (o->full || o->qlora) {
+            tn_fail("--device cuda trains LoRA on a 16-bit base for now; %s runs on the CPU", o->full ? "full fine-tuning" : "QLoRA");
+            goto out_lora;
+        }
+        tn_gpu_options go = {.max_batch = src->max_batch, .max_seq = max_seq,
+                             .checkpoint_layers = o->grad_checkpoint ? -1 : o->checkpoint_layers};
+        if (tn_gpu_open(&gpu, &m, &lora, &go) != 0 || tn_gpu_upload(gpu, &lora, &opt) != 0) goto out_acts;
+        fprintf(stderr, "tune train: on %s; %d of %d layers checkpointed; device plan %s\n", tn_gpu_name(gpu), tn_gpu_checkpointed(gpu),
+                (int)spec.n_layers, tn_format_gib(tn_gpu_planned(gpu), g1, sizeof g1));
+    } else {
+        tn_plan_settings as = {.seq = max_seq, .batch = src->max_batch, .grad_checkpoint = o->grad_checkpoint};
+        if (tn_activations_alloc(&a, &m, o->full ? NULL : &lora, &as) != 0) goto out_lora;
+    }
     /* What the optimizer updates: the LoRA matrices, or every weight. */
     float *params = o->full ? m.master : lora.params, *grads = o->full ? m.master_grad : lora.grads;
     int64_t n_params = o->full ? m.n_master : lora.n_params;
@@ -311,26 +350,31 @@ int tn_train_run(const tn_train_options *o, tn_batch_source *src) {
     double t0 = tn_seconds(), tokens_total = 0;
     lora.training = 1;
     while (step < iters) {
-        memset(grads, 0, (size_t)n_params * sizeof *grads);
+        if (gpu ? tn_gpu_zero_grads(gpu) != 0 : (memset(grads, 0, (size_t)n_params * sizeof *grads), 0)) goto out_log;
         double loss_sum = 0;
         int64_t counted = 0, tokens = 0;
         double ts = tn_seconds();
         for (int k = 0; k < o->grad_accum; k++, micro++) {
             tn_batch_view b;
             int64_t epoch = micro / nb_train, index = micro % nb_train;
-            if (src->get(src->ctx, TN_SPLIT_TRAIN, epoch, index, &b) != 0 || tn_activations_shape(&a, b.B, b.S) != 0) goto out_log;
+            if (src->get(src->ctx, TN_SPLIT_TRAIN, epoch, index, &b) != 0 || (!gpu && tn_activations_shape(&a, b.B, b.S) != 0)) goto out_log;
             lora.dropout_key = tn_hash_string("dropout") ^ (o->seed * 0x9e3779b97f4a7c15ull) ^ (uint64_t)micro * 0xbf58476d1ce4e5b9ull;
             int64_t c = 0;
             /* Gradients are summed (scale 1) and divided by the tokens of
              * all micro-batches, so accumulation equals one large batch. */
-            loss_sum += tn_model_step(&m, lp, &a, b.ids, b.labels, 1, 1.0, &c);
+            loss_sum += gpu ? tn_gpu_step(gpu, b.ids, b.labels, b.B, b.S, 1, 1.0, &c) : tn_model_step(&m, lp, &a, b.ids, b.labels, 1, 1.0, &c);
             counted += c;
             tokens += (int64_t)b.B * b.S;
         }
         double loss = counted ? loss_sum / (double)counted : NAN;
-        if (counted)
-            for (int64_t i = 0; i < n_params; i++) grads[i] /= (float)counted;
-        double norm = tn_clip_grad_norm(grads, n_params, o->clip);
+        double norm;
+        if (gpu) {
+            if (tn_gpu_grads_finish(gpu, counted ? 1.0 / (double)counted : 1.0, o->clip, &norm) != 0) goto out_log;
+        } else {
+            if (counted)
+                for (int64_t i = 0; i < n_params; i++) grads[i] /= (float)counted;
+            norm = tn_clip_grad_norm(grads, n_params, o->clip);
+        }
         double lr = tn_schedule_lr(&sched, step);
         if (!isfinite(loss) || !isfinite(norm)) {
             bad_steps++;
@@ -343,7 +387,11 @@ int tn_train_run(const tn_train_options *o, tn_batch_source *src) {
             step++;
             continue;
         }
-        tn_adamw_update(&opt, params, grads, lr);
+        if (gpu) {
+            if (tn_gpu_adamw(gpu, &opt, lr) != 0) goto out_log;
+        } else {
+            tn_adamw_update(&opt, params, grads, lr);
+        }
         step++;
         double now = tn_seconds();
         tokens_total += (double)tokens;
@@ -352,16 +400,21 @@ int tn_train_run(const tn_train_options *o, tn_batch_source *src) {
                       "\"grad_norm\": %.6g, \"peak_bytes\": %llu}",
                  (long long)step, loss, lr, (long long)tokens, (long long)counted, now - ts, norm, (unsigned long long)tn_peak_rss());
         char extra[200];
-        snprintf(extra, sizeof extra, "loss %.4f lr %.2e peak %s", loss, lr, tn_format_gib(tn_peak_rss(), g1, sizeof g1));
+        uint64_t dev_used = 0, dev_total = 0;
+        if (gpu) tn_gpu_used(gpu, &dev_used, &dev_total);
+        snprintf(extra, sizeof extra, "loss %.4f lr %.2e peak %s", loss, lr, tn_format_gib(gpu ? dev_used : tn_peak_rss(), g1, sizeof g1));
         tn_progress_update(&bar, step, "tok/s", tokens_total / (now - t0), extra);
         if (o->val_every > 0 && (step % o->val_every == 0 || step == iters) && src->n_batches(src->ctx, TN_SPLIT_VALID) > 0) {
             double vl;
-            if (tn_evaluate(&m, lp, &a, src, TN_SPLIT_VALID, o->val_batches, &vl, NULL) != 0) goto out_log;
+            if (gpu ? evaluate_gpu(gpu, src, TN_SPLIT_VALID, o->val_batches, &vl) != 0
+                    : tn_evaluate(&m, lp, &a, src, TN_SPLIT_VALID, o->val_batches, &vl, NULL) != 0)
+                goto out_log;
             series_add(&va, step, vl);
             log_line(log, "{\"step\": %lld, \"val_loss\": %.6f}", (long long)step, vl);
             if (!bar.tty) fprintf(stderr, "step %lld: validation loss %.4f\n", (long long)step, vl);
         }
         if ((o->save_every > 0 && step % o->save_every == 0) || step == iters) {
+            if (gpu && tn_gpu_download(gpu, &lora, &opt) != 0) goto out_log;
             if (save_checkpoint(o, &m, lp, &opt, step, micro, bad_steps, NULL, 0) != 0) goto out_log;
             if (o->full ? tn_model_save(&m, o->out, stored) != 0 : tn_adapter_save(&lora, &m, o->out, o->model) != 0) goto out_log;
         }
@@ -374,12 +427,19 @@ int tn_train_run(const tn_train_options *o, tn_batch_source *src) {
             o->out);
     fprintf(stderr, "tune train: peak memory: predicted %s (plan), measured %s (rss)\n", tn_format_gib(plan.total, g1, sizeof g1),
             tn_format_gib(tn_peak_rss(), g2, sizeof g2));
+    if (gpu) {
+        uint64_t used = 0, total = 0;
+        tn_gpu_used(gpu, &used, &total);
+        fprintf(stderr, "tune train: device memory: planned %s (allocations), in use %s of %s (whole device, CUDA context included)\n",
+                tn_format_gib(tn_gpu_planned(gpu), g1, sizeof g1), tn_format_gib(used, g2, sizeof g2), tn_format_gib(total, g3, sizeof g3));
+    }
     rc = 0;
 out_log:
     fclose(log);
     free(tr.steps), free(tr.loss), free(va.steps), free(va.loss);
 out_acts:
     tn_activations_free(&a);
+    if (gpu) tn_gpu_close(gpu);
 out_lora:
     tn_adamw_free(&opt);
     tn_lora_free(&lora);

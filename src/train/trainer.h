@@ -43,6 +43,8 @@ typedef struct {
     int epochs;
     int max_seq;
     int grad_checkpoint;
+    int cuda;              /* --device cuda: LoRA on the GPU (train/gpu.h) */
+    int checkpoint_layers; /* --device cuda: layers checkpointed (-2: as free memory needs) */
     uint64_t seed;
     int64_t val_every, val_batches, save_every, report_every;
     int max_bad_steps;
