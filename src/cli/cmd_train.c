@@ -37,6 +37,10 @@ static const char help[] =
     "  --lr X (1e-5)  --weight-decay X (0)  --schedule constant|linear|cosine  --warmup N  --min-lr X\n"
     "  --batch N (4)  --grad-accum N (1)  --iters N (1000) | --epochs N  --clip NORM (off)\n"
     "  --max-seq-length N (2048)  --mask-prompt  --grad-checkpoint  --seed S (0)  --max-bad-steps N (5)\n"
+    "device:\n"
+    "  --device cpu|cuda (cpu)  cuda: LoRA on an NVIDIA GPU (a `make CUDA=1` build): bf16 base, fp32 LoRA\n"
+    "                        weights and AdamW state; checkpoints as few layers as the free memory needs\n"
+    "  --checkpoint-layers N  with cuda: checkpoint exactly N layers (--grad-checkpoint: all)\n"
     "reporting and saving:\n"
     "  --val-every N (200)  --val-batches N (25)  --save-every N (100)\n"
     "  --budget SIZE         refuse, before loading weights, a run whose memory plan exceeds SIZE\n"
@@ -101,8 +105,15 @@ int cmd_train(int argc, char **argv) {
             o.qlora = q;
         } else if (tn_arg_flag(&a, "--mask-prompt")) mask_prompt = 1;
         else if (tn_arg_flag(&a, "--grad-checkpoint")) o.grad_checkpoint = 1;
+        else if (tn_arg_value(&a, "--device", &v)) {
+            if (!v) return fail_usage();
+            if (!strcmp(v, "cuda")) o.cuda = 1;
+            else if (!strcmp(v, "cpu")) o.cuda = 0;
+            else return fprintf(stderr, "tune: --device: expected cpu or cuda, got '%s'\n", v), TN_EXIT_USAGE;
+        }
         else if (tn_arg_flag(&a, "--rslora")) o.rslora = 1;
         INT_OPT("--rank", 1, 4096, o.rank)
+        INT_OPT("--checkpoint-layers", 0, 1 << 20, o.checkpoint_layers)
         NUM_OPT("--alpha", o.alpha)
         NUM_OPT("--dropout", o.dropout)
         INT_OPT("--layers", -1, 1 << 20, o.layers)
