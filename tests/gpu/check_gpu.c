@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "nn/backend.h"
+#include "nn/flash_attention.h"
 #include "nn/ops.h"
 #include "train/optim.h"
 #include "util/error.h"
@@ -353,6 +354,46 @@ static void check_attention(int B, int S, int nh, int nkv, int hd, float softcap
     release();
 }
 
+/* Flash attention (nn/flash_attention.h, bf16 storage) against the CPU fp32 reference run on the same
+ * bf16-rounded q, k, v, dout. Tolerance TOL_FLASH = 1e-2 normwise for the bf16 outputs: besides the final
+ * rounding of each output (≤ u = 2^-8 = 3.9e-3 per element), the kernels round P = softmax and dS to bf16 as
+ * operands of the products P·V, Pᵀ·dO, dSᵀ·Q and dS·K (a relative error ≤ u on each term of those sums,
+ * partly averaging out), and the backward starts from the bf16-rounded out (D = rowsum(dO∘O)), so the error
+ * sits between u/2 and 2u; 1e-2 leaves room for that and still catches a wrong index or mask (≥ 5e-2).
+ * lse is fp32 from exact bf16 products summed in fp32 and ex2.approx: 1e-4. The backward WRITES dq, dk,
+ * dv: they are poisoned, and the CPU reference accumulates into zeros. qscale scales q (large scores to
+ * exercise the soft-cap). */
+#define TOL_FLASH 1e-2
+static void check_flash_attention(int B, int S, int nh, int nkv, int hd, float softcap, int window, float qscale) {
+    char name[96];
+    int64_t T = (int64_t)B * S, nq = T * nh * hd, nk = T * nkv * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    float *q = hrand(nq, qscale, 0, TN_BF16), *k = hrand(nk, 1, 0, TN_BF16), *v = hrand(nk, 1, 0, TN_BF16);
+    float *out = hmalloc((size_t)nq * 4), *lse = hmalloc((size_t)T * nh * 4);
+    tn_attention_forward(out, lse, q, k, v, B, S, nh, nkv, hd, scale, softcap, window);
+    void *dq_ = dput(q, nq, TN_BF16), *dk_ = dput(k, nk, TN_BF16), *dv_ = dput(v, nk, TN_BF16);
+    void *dout = dpoison(nq, TN_BF16);
+    float *dlse = dpoison(T * nh, TN_F32);
+    CK(tn_cuda_flash_attention_forward(ctx, dout, dlse, dq_, dk_, dv_, B, S, nh, nkv, hd, scale, softcap, window));
+    snprintf(name, sizeof name, "flash_fwd B%d S%d %d/%d hd%d c%g w%d", B, S, nh, nkv, hd, softcap, window);
+    compare(name, dout, TN_BF16, out, nq, TOL_FLASH);
+    compare("flash_fwd lse", dlse, TN_F32, lse, T * nh, 1e-4);
+
+    float *g = hrand(nq, 1, 0, TN_BF16);
+    float *gq = hmalloc((size_t)nq * 4), *gk = hmalloc((size_t)nk * 4), *gv = hmalloc((size_t)nk * 4);
+    memset(gq, 0, (size_t)nq * 4), memset(gk, 0, (size_t)nk * 4), memset(gv, 0, (size_t)nk * 4);
+    tn_attention_backward(gq, gk, gv, g, out, lse, q, k, v, B, S, nh, nkv, hd, scale, softcap, window);
+    void *dg = dput(g, nq, TN_BF16), *dgq = dpoison(nq, TN_BF16), *dgk = dpoison(nk, TN_BF16),
+         *dgv = dpoison(nk, TN_BF16);
+    void *ws = dalloc(tn_cuda_flash_attention_workspace(B, S, nh, nkv, hd));
+    CK(tn_cuda_flash_attention_backward(ctx, dgq, dgk, dgv, dg, dout, dlse, dq_, dk_, dv_, ws, B, S, nh, nkv, hd,
+                                        scale, softcap, window));
+    compare("flash_bwd dq", dgq, TN_BF16, gq, nq, TOL_FLASH);
+    compare("flash_bwd dk", dgk, TN_BF16, gk, nk, TOL_FLASH);
+    compare("flash_bwd dv", dgv, TN_BF16, gv, nk, TOL_FLASH);
+    release();
+}
+
 /* ---- timing ----------------------------------------------------------- */
 
 typedef struct {
@@ -400,7 +441,68 @@ static void timings(void) {
     release();
 }
 
-int main(void) {
+/* Flash attention timing: NSET input sets used in turn (so repeats do not run out of L2), CUDA events, median
+ * of repeats (tn_cuda_time_ms). FLOPs counted for the causal half: forward 2·2·B·nh·S²·hd/2 (QKᵀ and PV),
+ * backward 2.5 times that (QKᵀ, dO·Vᵀ, dV, dK, dQ). */
+enum { FA_SETS = 2 };
+typedef struct {
+    void *q[FA_SETS], *k[FA_SETS], *v[FA_SETS], *out[FA_SETS], *dout[FA_SETS], *dq, *dk, *dv, *ws;
+    float *lse[FA_SETS];
+    int B, S, nh, nkv, hd, window, it;
+    float cap;
+} fa_args;
+static int fa_fwd_run(void *a) {
+    fa_args *f = a;
+    int i = f->it++ % FA_SETS;
+    return tn_cuda_flash_attention_forward(ctx, f->out[i], f->lse[i], f->q[i], f->k[i], f->v[i], f->B, f->S, f->nh,
+                                           f->nkv, f->hd, 1.0f / sqrtf((float)f->hd), f->cap, f->window);
+}
+static int fa_bwd_run(void *a) {
+    fa_args *f = a;
+    int i = f->it++ % FA_SETS;
+    return tn_cuda_flash_attention_backward(ctx, f->dq, f->dk, f->dv, f->dout[i], f->out[i], f->lse[i], f->q[i],
+                                            f->k[i], f->v[i], f->ws, f->B, f->S, f->nh, f->nkv, f->hd,
+                                            1.0f / sqrtf((float)f->hd), f->cap, f->window);
+}
+
+static void time_flash(const char *model, int B, int S, int nh, int nkv, int hd, float cap, int window) {
+    fa_args f = {.B = B, .S = S, .nh = nh, .nkv = nkv, .hd = hd, .window = window, .cap = cap};
+    int64_t T = (int64_t)B * S, nq = T * nh * hd, nk = T * nkv * hd;
+    for (int i = 0; i < FA_SETS; i++) {
+        f.q[i] = dput(hrand(nq, 1, 0, TN_BF16), nq, TN_BF16);
+        f.k[i] = dput(hrand(nk, 1, 0, TN_BF16), nk, TN_BF16);
+        f.v[i] = dput(hrand(nk, 1, 0, TN_BF16), nk, TN_BF16);
+        f.dout[i] = dput(hrand(nq, 1, 0, TN_BF16), nq, TN_BF16);
+        f.out[i] = dalloc((size_t)nq * 2), f.lse[i] = dalloc((size_t)T * nh * 4);
+        f.it = i;
+        CK(fa_fwd_run(&f));
+    }
+    f.dq = dalloc((size_t)nq * 2), f.dk = dalloc((size_t)nk * 2), f.dv = dalloc((size_t)nk * 2);
+    f.ws = dalloc(tn_cuda_flash_attention_workspace(B, S, nh, nkv, hd));
+    double fms, bms, flop = 2.0 * 2.0 * B * nh * (double)S * S * hd / 2;
+    CK(tn_cuda_time_ms(ctx, fa_fwd_run, &f, 10, 15, &fms));
+    CK(tn_cuda_time_ms(ctx, fa_bwd_run, &f, 10, 15, &bms));
+    printf("timing: flash %-13s B%d S%d %d/%d hd%d c%g w%d: forward %.3f ms %.0f TFLOP/s, backward %.3f ms %.0f "
+           "TFLOP/s\n",
+           model, B, S, nh, nkv, hd, cap, window, fms, flop / fms / 1e9, bms, 2.5 * flop / bms / 1e9);
+    release();
+}
+
+static void flash_timings(void) {
+    time_flash("Llama-3.2-3B", 4, 2048, 24, 8, 128, 0, 0);
+    time_flash("Gemma-2-2B", 4, 2048, 8, 4, 256, 50, 4096);
+    time_flash("Qwen2.5-1.5B", 4, 2048, 12, 2, 128, 0, 0);
+}
+
+static void flash_checks(void) {
+    check_flash_attention(2, 1000, 8, 2, 64, 0, 0, 1);
+    check_flash_attention(2, 2048, 24, 8, 128, 0, 0, 1);
+    check_flash_attention(2, 1000, 8, 4, 256, 50, 48, 20);
+    check_flash_attention(2, 1000, 6, 2, 128, 0, 17, 1);
+    check_flash_attention(1, 2048, 4, 4, 256, 50, 4096, 20);
+}
+
+int main(int argc, char **argv) {
     const char *env = getenv("TN_SEED");
     uint64_t seed = env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL);
     tn_rng_seed(&rng, seed, 7);
@@ -412,6 +514,15 @@ int main(void) {
     CK(tn_cuda_mem_info(ctx, &fr, &tot));
     printf("check_gpu: %s, %.1f GiB, seed %llu (TN_SEED=%llu replays)\n", tn_cuda_device_name(ctx), tot / 1073741824.0,
            (unsigned long long)seed, (unsigned long long)seed);
+    /* --flash: only the flash-attention checks and timings; --time-flash: only its timings. */
+    const char *mode = argc > 1 ? argv[1] : "";
+    if (!strcmp(mode, "--flash") || !strcmp(mode, "--time-flash")) {
+        if (!strcmp(mode, "--flash")) flash_checks();
+        flash_timings();
+        printf("check_gpu: %d of %d checks passed on %s\n", checks - failures, checks, tn_cuda_device_name(ctx));
+        tn_cuda_free(ctx);
+        return failures ? 1 : 0;
+    }
 
     check_matmul(TN_F32, TN_F32, 384, 640, 1712, 1);
     check_matmul(TN_BF16, TN_F32, 384, 640, 1712, 0);
@@ -432,7 +543,9 @@ int main(void) {
     check_attention(1, 300, 4, 4, 128, 0, 0);
     check_attention(2, 160, 4, 2, 256, 50, 48);
     check_attention(1, 130, 6, 3, 32, 0, 17);
+    flash_checks();
     timings();
+    flash_timings();
 
     printf("check_gpu: %d of %d checks passed on %s\n", checks - failures, checks, tn_cuda_device_name(ctx));
     tn_cuda_free(ctx);
