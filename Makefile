@@ -143,11 +143,12 @@ $(R)/tests/gpu/check_train_gpu: tests/gpu/check_train_gpu.c $(REL_OBJS)
 $(R)/bench/gpu_train_bench: bench/gpu_train_bench.c $(REL_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(OMP) -o $@ $< $(REL_OBJS) $(LIBS)
-GPU_FIXTURES := llama mistral qwen2 gemma2 granite llama-wide
+GPU_FAMILIES := llama mistral qwen2 gemma2 granite
 
-check-gpu: $(R)/tests/gpu/check_gpu $(R)/tests/gpu/check_train_gpu
+check-gpu: $(R)/tests/gpu/check_gpu $(R)/tests/gpu/check_train_gpu tune
 	$(R)/tests/gpu/check_gpu
-	$(R)/tests/gpu/check_train_gpu $(addprefix tests/fixtures/,$(GPU_FIXTURES))
+	for f in $(GPU_FAMILIES); do ./tune init tests/gpu/configs/$$f.json --out build/gpu-models/$$f >/dev/null || exit 1; done
+	$(R)/tests/gpu/check_train_gpu $(addprefix build/gpu-models/,$(GPU_FAMILIES))
 
 # `make test` also compiles the CUDA objects where nvcc is installed (CI has
 # it; no GPU is needed to compile).

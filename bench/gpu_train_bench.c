@@ -14,7 +14,7 @@
  * QKᵀ and PV forward over S/2 keys on average, four such products backward).
  *
  * usage: gpu_train_bench MODEL_DIR NAME [seq 2048] [batch 4] [--ckpt N|all|auto] [--steps 8] [--warm 3] [--rank 16]
- *        [--peak TFLOPS (989.4, H100 SXM dense bf16)] */
+ *        [--budget-gib G (with --ckpt auto: the whole process within G GiB)] [--peak TFLOPS (989.4, H100 SXM dense bf16)] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +42,7 @@ int main(int argc, char **argv) {
     const char *dir = argv[1], *name = argv[2];
     int seq = 2048, batch = 4, steps = 8, warm = 3, rank = 16, ckpt = -2, npos = 0;
     double peak = 989.4;
+    uint64_t budget = 0;
     for (int i = 3; i < argc; i++) {
         if (!strcmp(argv[i], "--ckpt") && i + 1 < argc) {
             const char *v = argv[++i];
@@ -50,6 +51,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--warm") && i + 1 < argc) warm = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rank") && i + 1 < argc) rank = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--peak") && i + 1 < argc) peak = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--budget-gib") && i + 1 < argc) budget = (uint64_t)(atof(argv[++i]) * 1073741824.0);
         else if (npos == 0) seq = atoi(argv[i]), npos++;
         else batch = atoi(argv[i]);
     }
@@ -71,7 +73,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     tn_gpu *g;
-    tn_gpu_options go = {.max_batch = batch, .max_seq = seq, .checkpoint_layers = ckpt};
+    tn_gpu_options go = {.max_batch = batch, .max_seq = seq, .checkpoint_layers = ckpt, .budget = budget};
     if (tn_gpu_open(&g, &m, &lora, &go) != 0) {
         fprintf(stderr, "gpu_train_bench: %s\n", tn_error());
         return 1;

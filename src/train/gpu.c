@@ -111,7 +111,7 @@ struct tn_gpu {
     void *p16;
     /* activations */
     void *arena;
-    uint64_t arena_bytes, planned;
+    uint64_t arena_bytes, planned, context;
     slots saved[TN_MAX_LAYERS + 1]; /* [L].b[S_X] is the final norm's input */
     slots scratch;
     void *xn, *hbuf, *dres, *dbranch, *dpre, *dbig, *dxa, *fn_out, *logits;
@@ -400,6 +400,11 @@ int tn_gpu_open(tn_gpu **out, tn_model *m, tn_lora *lora, const tn_gpu_options *
         return -1;
     }
     *out = g;
+    {
+        size_t f0, t0;
+        TRY(tn_cuda_mem_info(g->ctx, &f0, &t0));
+        g->context = (uint64_t)(t0 - f0); /* the context, cuBLASLt's handle and workspace (and any other process) */
+    }
     if (upload_weights(g) != 0) return -1;
     /* LoRA state */
     if (lora && lora->n_params) {
@@ -423,7 +428,13 @@ int tn_gpu_open(tn_gpu **out, tn_model *m, tn_lora *lora, const tn_gpu_options *
     if (ck == -2) {
         size_t free_b, total_b;
         TRY(tn_cuda_mem_info(g->ctx, &free_b, &total_b));
-        uint64_t reserve = (uint64_t)512 << 20; /* cuBLASLt, the allocator's granularity, the reductions */
+        if (o->budget) {
+            /* the budget holds the context and the weights already placed */
+            uint64_t used_now = (uint64_t)(total_b - free_b);
+            uint64_t room = o->budget > used_now ? o->budget - used_now : 0;
+            if (room < free_b) free_b = (size_t)room;
+        }
+        uint64_t reserve = (uint64_t)64 << 20; /* the allocator's granularity, the reductions' buffer */
         ck = 0;
         for (; ck <= g->L; ck++) {
             tn_gpu_plan_make(m, lora, o->max_batch, o->max_seq, ck, &plan);
@@ -441,7 +452,7 @@ int tn_gpu_open(tn_gpu **out, tn_model *m, tn_lora *lora, const tn_gpu_options *
     if (ck > g->L) ck = g->L;
     g->checkpointed = ck;
     tn_gpu_plan_make(m, lora, o->max_batch, o->max_seq, ck, &plan);
-    g->planned = plan.total;
+    g->planned = plan.total + g->context;
     uint64_t arena = plan.total - plan.weights - plan.lora;
     TRY(tn_cuda_alloc(g->ctx, &g->arena, arena, "activations"));
     g->arena_bytes = arena;

@@ -25,6 +25,9 @@ typedef struct {
      * -2: as many as the device's free memory needs, from the plan). */
     int checkpoint_layers;
     int device;
+    /* With checkpoint_layers -2: the most device memory the whole process
+     * may hold, CUDA context included (0: what the device has free). */
+    uint64_t budget;
 } tn_gpu_options;
 
 /* Device memory of a configuration (everything tn_gpu_open allocates, the
@@ -42,7 +45,8 @@ int tn_gpu_open(tn_gpu **out, tn_model *m, tn_lora *lora, const tn_gpu_options *
 void tn_gpu_close(tn_gpu *g);
 const char *tn_gpu_name(const tn_gpu *g);
 int tn_gpu_checkpointed(const tn_gpu *g);
-/* Planned bytes, and the device's bytes in use now (cudaMemGetInfo: the
+/* Planned bytes (the allocations, plus the CUDA context and library
+ * handles as measured when the device was opened), and the device's bytes in use now (cudaMemGetInfo: the
  * whole device, this process's context included). */
 uint64_t tn_gpu_planned(const tn_gpu *g);
 int tn_gpu_used(tn_gpu *g, uint64_t *used, uint64_t *total);
