@@ -149,6 +149,7 @@ check-gpu: $(R)/tests/gpu/check_gpu $(R)/tests/gpu/check_train_gpu tune
 	$(R)/tests/gpu/check_gpu
 	for f in $(GPU_FAMILIES); do ./tune init tests/gpu/configs/$$f.json --out build/gpu-models/$$f >/dev/null || exit 1; done
 	$(R)/tests/gpu/check_train_gpu $(addprefix build/gpu-models/,$(GPU_FAMILIES))
+	TUNE=./tune tests/gpu/train_gpu.sh
 
 # `make test` also compiles the CUDA objects where nvcc is installed (CI has
 # it; no GPU is needed to compile).
