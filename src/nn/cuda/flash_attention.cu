@@ -122,7 +122,7 @@ __device__ __forceinline__ bool tile_all_visible(int i0, int BM, int j0, int BN,
 
 /* ---- forward ---------------------------------------------------------- */
 
-/* For the BM = 16·NW queries i of one (sequence b, head h) and their kv head g:
+/* For the BM = 16·MT·NW queries i of one (sequence b, head h) and their kv head g:
  *
  *     s_ij  = scale · q_i · k_j, then c · tanh(s_ij / c) when c > 0      j visible to i
  *     m_i   = max_j s_ij,  l_i = Σ_j exp(s_ij − m_i),  out_i = Σ_j exp(s_ij − m_i) v_j / l_i
@@ -130,14 +130,15 @@ __device__ __forceinline__ bool tile_all_visible(int i0, int BM, int j0, int BN,
  *
  * over key tiles of BN with the online-softmax update (in base 2: t = s·log2 e):
  *     m' = max(m, max_j t_ij),  l ← l·2^{m−m'} + Σ_j 2^{t_ij − m'},  acc ← acc·2^{m−m'} + P·V.
- * Warp w owns query rows 16w..16w+15 (S = Q·Kᵀ: 16 × BN, then acc += P·V: 16 × HD); for hd ≤ 128 its Q
- * fragments stay in registers. P is rounded to bf16 for the product (l sums the fp32 values). */
-template <int HD, int BN, int NW>
+ * Warp w owns MT m-tiles of 16 query rows (S = Q·Kᵀ: 16·MT × BN, then acc += P·V: 16·MT × HD), so each K and V
+ * fragment read from shared memory feeds MT products; with MT = 1 and hd ≤ 128 the Q fragments stay in
+ * registers. P is rounded to bf16 for the product (l sums the fp32 values). */
+template <int HD, int BN, int NW, int MT>
 __global__ void __launch_bounds__(NW * 32, 1)
     flash_forward_kernel(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, int S, int nh, int nkv,
                          float scale, float cap, int window) {
-    constexpr int BM = 16 * NW, NT = NW * 32;
-    constexpr bool QREG = HD <= 128;
+    constexpr int BM = 16 * MT * NW, NT = NW * 32;
+    constexpr bool QREG = MT == 1 && HD <= 128;
     extern __shared__ uint4 smem_fwd[];
     bf16 *sq = (bf16 *)smem_fwd, *sk = sq + BM * HD, *sv = sk + 2 * BN * HD;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -153,13 +154,19 @@ __global__ void __launch_bounds__(NW * 32, 1)
     load_tile<BN, HD, NT>(sv, vb + (int64_t)kt0 * BN * ldk, ldk, S - kt0 * BN);
     cp_async_commit();
 
-    float o[HD / 8][4];
+    float o[MT][HD / 8][4], m[MT][2], l[MT][2];
 #pragma unroll
-    for (int d = 0; d < HD / 8; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
-    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+    for (int t = 0; t < MT; t++) {
+#pragma unroll
+        for (int d = 0; d < HD / 8; d++) o[t][d][0] = o[t][d][1] = o[t][d][2] = o[t][d][3] = 0.f;
+        m[t][0] = m[t][1] = -INFINITY, l[t][0] = l[t][1] = 0.f;
+    }
     uint32_t qf[QREG ? HD / 16 : 1][4];
-    const float qk_scale = cap > 0 ? scale : scale * LOG2E;
-    const int row0 = i0 + warp * 16 + lane / 4; /* this thread's rows: row0, row0 + 8 */
+    /* scores are kept raw (no cap) or capped in base-2 units; t_scale takes them to base-2 units inside the
+     * exponent's FFMA: t = s·t_scale */
+    const float t_scale = cap > 0 ? 1.f : scale * LOG2E;
+    const int wrow = warp * 16 * MT;                 /* first row of this warp in the tile */
+    const int row0 = i0 + wrow + lane / 4;           /* this thread's rows: row0 + 16·t + {0, 8} */
 
     for (int kt = kt0; kt < kt1; kt++) {
         const int buf = (kt - kt0) & 1;
@@ -174,97 +181,123 @@ __global__ void __launch_bounds__(NW * 32, 1)
         __syncthreads();
         if (QREG && kt == kt0)
 #pragma unroll
-            for (int kk = 0; kk < (QREG ? HD / 16 : 1); kk++) ldsm_x4(qf[kk], sq + a_off<HD>(warp * 16, kk, lane));
+            for (int kk = 0; kk < (QREG ? HD / 16 : 1); kk++) ldsm_x4(qf[kk], sq + a_off<HD>(wrow, kk, lane));
         const bf16 *skb = sk + buf * BN * HD, *svb = sv + buf * BN * HD;
 
-        /* S = Q·Kᵀ, 16 × BN per warp */
-        float s[BN / 8][4];
+        /* S = Q·Kᵀ, 16·MT × BN per warp */
+        float s[MT][BN / 8][4];
 #pragma unroll
-        for (int n = 0; n < BN / 8; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+        for (int t = 0; t < MT; t++)
+#pragma unroll
+            for (int n = 0; n < BN / 8; n++) s[t][n][0] = s[t][n][1] = s[t][n][2] = s[t][n][3] = 0.f;
 #pragma unroll
         for (int kk = 0; kk < HD / 16; kk++) {
-            uint32_t a[4];
-            if constexpr (QREG) {
-                a[0] = qf[kk][0], a[1] = qf[kk][1], a[2] = qf[kk][2], a[3] = qf[kk][3];
-            } else {
-                ldsm_x4(a, sq + a_off<HD>(warp * 16, kk, lane));
+            uint32_t a[MT][4];
+#pragma unroll
+            for (int t = 0; t < MT; t++) {
+                if constexpr (QREG) {
+                    a[t][0] = qf[kk][0], a[t][1] = qf[kk][1], a[t][2] = qf[kk][2], a[t][3] = qf[kk][3];
+                } else {
+                    ldsm_x4(a[t], sq + a_off<HD>(wrow + 16 * t, kk, lane));
+                }
             }
 #pragma unroll
             for (int n2 = 0; n2 < BN / 16; n2++) {
                 uint32_t bk[4];
                 ldsm_x4(bk, skb + b_off<HD>(n2 * 16, kk, lane));
-                mma16816(s[2 * n2], a, bk[0], bk[1]);
-                mma16816(s[2 * n2 + 1], a, bk[2], bk[3]);
+#pragma unroll
+                for (int t = 0; t < MT; t++) {
+                    mma16816(s[t][2 * n2], a[t], bk[0], bk[1]);
+                    mma16816(s[t][2 * n2 + 1], a[t], bk[2], bk[3]);
+                }
             }
         }
 
-        /* scores in base-2 units, masked to -inf */
+        /* capped scores in base-2 units; masked to -inf */
         const int j0 = kt * BN;
         const bool masked = !tile_all_visible(i0, BM, j0, BN, S, window);
+        if (cap > 0 || masked)
 #pragma unroll
-        for (int n = 0; n < BN / 8; n++)
+        for (int t = 0; t < MT; t++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float x = s[n][e] * qk_scale;
-                if (cap > 0) x = softcap_of(x, cap) * LOG2E;
-                if (masked && !visible(row0 + (e >> 1) * 8, j0 + n * 8 + (lane % 4) * 2 + (e & 1), S, window))
-                    x = -INFINITY;
-                s[n][e] = x;
-            }
+            for (int n = 0; n < BN / 8; n++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    float x = s[t][n][e];
+                    if (cap > 0) x = softcap_of(x * scale, cap) * LOG2E;
+                    if (masked &&
+                        !visible(row0 + 16 * t + (e >> 1) * 8, j0 + n * 8 + (lane % 4) * 2 + (e & 1), S, window))
+                        x = -INFINITY;
+                    s[t][n][e] = x;
+                }
 
         /* online softmax: a row is spread over the 4 lanes of a quad */
 #pragma unroll
-        for (int r = 0; r < 2; r++) {
-            float mx = m[r];
+        for (int t = 0; t < MT; t++)
 #pragma unroll
-            for (int n = 0; n < BN / 8; n++) mx = fmaxf(mx, fmaxf(s[n][2 * r], s[n][2 * r + 1]));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            const float mu = mx == -INFINITY ? 0.f : mx; /* a row with nothing visible yet */
-            const float corr = fast_exp2(m[r] - mu);
-            m[r] = mx;
-            float sum = 0.f;
+            for (int r = 0; r < 2; r++) {
+                float mx = m[t][r];
 #pragma unroll
-            for (int n = 0; n < BN / 8; n++) {
-                s[n][2 * r] = fast_exp2(s[n][2 * r] - mu);
-                s[n][2 * r + 1] = fast_exp2(s[n][2 * r + 1] - mu);
-                sum += s[n][2 * r] + s[n][2 * r + 1];
+                for (int n = 0; n < BN / 8; n++) mx = fmaxf(mx, fmaxf(s[t][n][2 * r], s[t][n][2 * r + 1]));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                const float mu = mx == -INFINITY ? 0.f : mx * t_scale; /* a row with nothing visible yet: 0 */
+                const float corr = fast_exp2(m[t][r] * t_scale - mu);
+                m[t][r] = mx;
+                float sum = 0.f;
+#pragma unroll
+                for (int n = 0; n < BN / 8; n++) {
+                    s[t][n][2 * r] = fast_exp2(fmaf(s[t][n][2 * r], t_scale, -mu));
+                    s[t][n][2 * r + 1] = fast_exp2(fmaf(s[t][n][2 * r + 1], t_scale, -mu));
+                    sum += s[t][n][2 * r] + s[t][n][2 * r + 1];
+                }
+                l[t][r] = l[t][r] * corr + sum;
+#pragma unroll
+                for (int d = 0; d < HD / 8; d++) o[t][d][2 * r] *= corr, o[t][d][2 * r + 1] *= corr;
             }
-            l[r] = l[r] * corr + sum;
-#pragma unroll
-            for (int d = 0; d < HD / 8; d++) o[d][2 * r] *= corr, o[d][2 * r + 1] *= corr;
-        }
 
         /* acc += P·V: P from the score registers, V [keys][d] through ldmatrix.trans */
 #pragma unroll
         for (int kk = 0; kk < BN / 16; kk++) {
-            uint32_t a[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                             pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                             pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+            uint32_t a[MT][4];
+#pragma unroll
+            for (int t = 0; t < MT; t++) {
+                a[t][0] = pack_bf16(s[t][2 * kk][0], s[t][2 * kk][1]);
+                a[t][1] = pack_bf16(s[t][2 * kk][2], s[t][2 * kk][3]);
+                a[t][2] = pack_bf16(s[t][2 * kk + 1][0], s[t][2 * kk + 1][1]);
+                a[t][3] = pack_bf16(s[t][2 * kk + 1][2], s[t][2 * kk + 1][3]);
+            }
 #pragma unroll
             for (int d2 = 0; d2 < HD / 16; d2++) {
                 uint32_t bv[4];
                 ldsm_x4_t(bv, svb + bt_off<HD>(kk * 16, d2, lane));
-                mma16816(o[2 * d2], a, bv[0], bv[1]);
-                mma16816(o[2 * d2 + 1], a, bv[2], bv[3]);
+#pragma unroll
+                for (int t = 0; t < MT; t++) {
+                    mma16816(o[t][2 * d2], a[t], bv[0], bv[1]);
+                    mma16816(o[t][2 * d2 + 1], a[t], bv[2], bv[3]);
+                }
             }
         }
         __syncthreads(); /* this buffer is refilled by the next iteration's load */
     }
 
 #pragma unroll
-    for (int r = 0; r < 2; r++) {
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-        const int i = row0 + r * 8;
-        if (i >= S) continue;
-        const float inv = 1.f / l[r];
-        bf16 *orow = out + ((int64_t)b * S + i) * ldq + h * HD + (lane % 4) * 2;
+    for (int t = 0; t < MT; t++)
 #pragma unroll
-        for (int d = 0; d < HD / 8; d++)
-            *reinterpret_cast<uint32_t *>(orow + d * 8) = pack_bf16(o[d][2 * r] * inv, o[d][2 * r + 1] * inv);
-        if (lane % 4 == 0) lse[((int64_t)b * S + i) * nh + h] = (m[r] + log2f(l[r])) * LN2;
-    }
+        for (int r = 0; r < 2; r++) {
+            float lr = l[t][r];
+            lr += __shfl_xor_sync(0xffffffffu, lr, 1);
+            lr += __shfl_xor_sync(0xffffffffu, lr, 2);
+            const int i = row0 + 16 * t + r * 8;
+            if (i >= S) continue;
+            const float inv = 1.f / lr;
+            bf16 *orow = out + ((int64_t)b * S + i) * ldq + h * HD + (lane % 4) * 2;
+#pragma unroll
+            for (int d = 0; d < HD / 8; d++)
+                *reinterpret_cast<uint32_t *>(orow + d * 8) =
+                    pack_bf16(o[t][d][2 * r] * inv, o[t][d][2 * r + 1] * inv);
+            if (lane % 4 == 0) lse[((int64_t)b * S + i) * nh + h] = (m[t][r] * t_scale + log2f(lr)) * LN2;
+        }
 }
 
 /* ---- backward --------------------------------------------------------- */
@@ -294,8 +327,24 @@ __global__ void flash_dq_kernel(bf16 *dq, const float *acc, int64_t n4, float sc
     reinterpret_cast<uint2 *>(dq)[i] = o;
 }
 
+/* dk = Σ_p dk_part[p], dv likewise (parts in order: deterministic), rounded to bf16; n4 groups of 4. */
+__global__ void flash_dkv_kernel(bf16 *dk, bf16 *dv, const float *dk_part, const float *dv_part, int64_t n4,
+                                 int parts) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n4) return;
+    float4 a = reinterpret_cast<const float4 *>(dk_part)[i], c = reinterpret_cast<const float4 *>(dv_part)[i];
+    for (int p = 1; p < parts; p++) {
+        float4 x = reinterpret_cast<const float4 *>(dk_part)[i + p * n4], y = reinterpret_cast<const float4 *>(dv_part)[i + p * n4];
+        a.x += x.x, a.y += x.y, a.z += x.z, a.w += x.w, c.x += y.x, c.y += y.y, c.z += y.z, c.w += y.w;
+    }
+    reinterpret_cast<uint2 *>(dk)[i] = make_uint2(pack_bf16(a.x, a.y), pack_bf16(a.z, a.w));
+    reinterpret_cast<uint2 *>(dv)[i] = make_uint2(pack_bf16(c.x, c.y), pack_bf16(c.z, c.w));
+}
+
 /* For the 64 keys j of one (sequence b, kv head g), over every query head h of the group and every query
- * tile [i0, i0 + 64) that sees them, with p_ij = exp(s_ij − lse_i), D_i = dout_i · out_i:
+ * tile [i0, i0 + 64) that sees them (or, split in gridDim.z parts, over a part of the group's heads, the parts
+ * written in fp32 to dk_part, dv_part and summed afterwards: the causal key tiles differ in work by S/64, and
+ * with few kv heads the longest would otherwise set the time), with p_ij = exp(s_ij − lse_i), D_i = dout_i · out_i:
  *
  *     dp_ij = dout_i · v_j,   ds_ij = p_ij (dp_ij − D_i) · (1 − (s_ij/c)²  when capped)
  *     dv_j += Σ_i p_ij dout_i,   dk_j += scale Σ_i ds_ij q_i,   dq_i += scale Σ_j ds_ij k_j
@@ -306,7 +355,8 @@ __global__ void flash_dq_kernel(bf16 *dq, const float *acc, int64_t n4, float sc
  * atomics into dq_acc. P and dS are rounded to bf16 as operands of the products. */
 template <int HD, int DSPLIT>
 __global__ void __launch_bounds__(128 * DSPLIT, 1)
-    flash_backward_kernel(float *dq_acc, bf16 *dk, bf16 *dv, const bf16 *dout, const float *lse, const float *Drow,
+    flash_backward_kernel(float *dq_acc, bf16 *dk, bf16 *dv, float *dk_part, float *dv_part, const bf16 *dout,
+                          const float *lse, const float *Drow,
                           const bf16 *q, const bf16 *k, const bf16 *v, int S, int nh, int nkv, float scale, float cap,
                           int window) {
     constexpr int BN = 64, BM = 64, NW = 4 * DSPLIT, NT = NW * 32, HDW = HD / DSPLIT;
@@ -316,18 +366,20 @@ __global__ void __launch_bounds__(128 * DSPLIT, 1)
     float *slse = (float *)(sds + BN * BM), *sD = slse + 2 * BM;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int kw = warp % 4, dh = warp / 4;
-    const int group = nh / nkv, g = blockIdx.x % nkv, b = blockIdx.x / nkv;
+    const int g = blockIdx.x % nkv, b = blockIdx.x / nkv;
+    const int group = nh / nkv / gridDim.z, h_first = g * (nh / nkv) + blockIdx.z * group; /* this block's heads */
     const int j0 = blockIdx.y * BN; /* first key tiles (the longest) first */
     const int64_t ldq = (int64_t)nh * HD, ldk = (int64_t)nkv * HD;
     const int qt0 = j0 / BM, nqt = (S + BM - 1) / BM;
     const int qt1 = window > 0 ? min(nqt, (j0 + BN - 2 + window) / BM + 1) : nqt;
     const int per_head = qt1 - qt0, n_iter = group * per_head;
+    const float scale_log2 = scale * LOG2E;
 
     load_tile<BN, HD, NT>(sk, k + ((int64_t)b * S + j0) * ldk + g * HD, ldk, S - j0);
     load_tile<BN, HD, NT>(sv, v + ((int64_t)b * S + j0) * ldk + g * HD, ldk, S - j0);
     /* Q, dO tiles, lse (base 2; +inf past the end so that p = 0) and D of iteration it into buffer buf */
     auto load_q = [&](int it, int buf) {
-        const int h = g * group + it / per_head, i0 = (qt0 + it % per_head) * BM;
+        const int h = h_first + it / per_head, i0 = (qt0 + it % per_head) * BM;
         const int64_t row = (int64_t)b * S + i0;
         load_tile<BM, HD, NT>(sq + buf * BM * HD, q + row * ldq + h * HD, ldq, S - i0);
         load_tile<BM, HD, NT>(sdo + buf * BM * HD, dout + row * ldq + h * HD, ldq, S - i0);
@@ -356,7 +408,7 @@ __global__ void __launch_bounds__(128 * DSPLIT, 1)
             cp_async_wait<0>();
         }
         __syncthreads();
-        const int h = g * group + it / per_head, i0 = (qt0 + it % per_head) * BM;
+        const int h = h_first + it / per_head, i0 = (qt0 + it % per_head) * BM;
         const bf16 *sqb = sq + buf * BM * HD, *sdob = sdo + buf * BM * HD;
         const float *sl = slse + buf * BM, *sd = sD + buf * BM;
 
@@ -398,12 +450,14 @@ __global__ void __launch_bounds__(128 * DSPLIT, 1)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const int il = n * 8 + (lane % 4) * 2 + (e & 1), j = j0 + kw * 16 + lane / 4 + (e >> 1) * 8;
-                float x = s[n][e] * scale, f = 1.f;
+                float p, f = 1.f;
                 if (cap > 0) {
-                    x = softcap_of(x, cap);
+                    const float x = softcap_of(s[n][e] * scale, cap);
                     f = 1.f - (x / cap) * (x / cap);
+                    p = fast_exp2(x * LOG2E - sl[il]);
+                } else {
+                    p = fast_exp2(fmaf(s[n][e], scale_log2, -sl[il]));
                 }
-                float p = fast_exp2(x * LOG2E - sl[il]);
                 if (masked && !visible(i0 + il, j, S, window)) p = 0.f;
                 s[n][e] = p;
                 dp[n][e] = p * (dp[n][e] - sd[il]) * f;
@@ -479,6 +533,16 @@ __global__ void __launch_bounds__(128 * DSPLIT, 1)
         const int j = j0 + kw * 16 + lane / 4 + r * 8;
         if (j >= S) continue;
         const int64_t at = ((int64_t)b * S + j) * ldk + g * HD + dh * HDW + (lane % 4) * 2;
+        if (dk_part) { /* the part of the group's heads this block took: fp32, summed by flash_dkv_kernel */
+            const int64_t pat = at + (int64_t)blockIdx.z * gridDim.x / nkv * S * ldk;
+#pragma unroll
+            for (int d = 0; d < HDW / 8; d++) {
+                *reinterpret_cast<float2 *>(dk_part + pat + d * 8) =
+                    make_float2(dka[d][2 * r] * scale, dka[d][2 * r + 1] * scale);
+                *reinterpret_cast<float2 *>(dv_part + pat + d * 8) = make_float2(dva[d][2 * r], dva[d][2 * r + 1]);
+            }
+            continue;
+        }
 #pragma unroll
         for (int d = 0; d < HDW / 8; d++) {
             *reinterpret_cast<uint32_t *>(dk + at + d * 8) = pack_bf16(dka[d][2 * r] * scale, dka[d][2 * r + 1] * scale);
@@ -495,12 +559,12 @@ static int check_flash_shape(int nh, int nkv, int hd) {
     return 0;
 }
 
-template <int HD, int BN, int NW>
+template <int HD, int BN, int NW, int MT>
 static int launch_forward(tn_cuda *c, bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v, int B, int S,
                           int nh, int nkv, float scale, float softcap, int window) {
-    constexpr int BM = 16 * NW;
+    constexpr int BM = 16 * MT * NW;
     const size_t smem = (size_t)(BM * HD + 4 * BN * HD) * sizeof(bf16);
-    auto kernel = flash_forward_kernel<HD, BN, NW>;
+    auto kernel = flash_forward_kernel<HD, BN, NW, MT>;
     CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     dim3 grid((unsigned)(B * nh), (unsigned)((S + BM - 1) / BM));
     kernel<<<grid, NW * 32, smem, c->stream>>>(out, lse, q, k, v, S, nh, nkv, scale, softcap, window);
@@ -509,16 +573,17 @@ static int launch_forward(tn_cuda *c, bf16 *out, float *lse, const bf16 *q, cons
 }
 
 template <int HD, int DSPLIT>
-static int launch_backward(tn_cuda *c, float *dq_acc, bf16 *dk, bf16 *dv, const bf16 *dout, const float *lse,
-                           const float *D, const bf16 *q, const bf16 *k, const bf16 *v, int B, int S, int nh, int nkv,
-                           float scale, float softcap, int window) {
+static int launch_backward(tn_cuda *c, float *dq_acc, bf16 *dk, bf16 *dv, float *dk_part, float *dv_part, int parts,
+                           const bf16 *dout, const float *lse, const float *D, const bf16 *q, const bf16 *k,
+                           const bf16 *v, int B, int S, int nh, int nkv, float scale, float softcap, int window) {
     constexpr int BN = 64, BM = 64;
     const size_t smem = (size_t)(2 * BN * HD + 4 * BM * HD + BN * BM) * sizeof(bf16) + 4 * BM * sizeof(float);
     auto kernel = flash_backward_kernel<HD, DSPLIT>;
     CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    dim3 grid((unsigned)(B * nkv), (unsigned)((S + BN - 1) / BN));
-    kernel<<<grid, 128 * DSPLIT, smem, c->stream>>>(dq_acc, dk, dv, dout, lse, D, q, k, v, S, nh, nkv, scale, softcap,
-                                                    window);
+    dim3 grid((unsigned)(B * nkv), (unsigned)((S + BN - 1) / BN), (unsigned)parts);
+    kernel<<<grid, 128 * DSPLIT, smem, c->stream>>>(dq_acc, dk, dv, parts > 1 ? dk_part : NULL,
+                                                    parts > 1 ? dv_part : NULL, dout, lse, D, q, k, v, S, nh, nkv,
+                                                    scale, softcap, window);
     LAUNCH_CHECK();
     return 0;
 }
@@ -530,17 +595,45 @@ extern "C" int tn_cuda_flash_attention_forward(tn_cuda *c, void *out, float *lse
     if (B <= 0 || S <= 0 || nh <= 0) return 0;
     bf16 *o = (bf16 *)out;
     const bf16 *q_ = (const bf16 *)q, *k_ = (const bf16 *)k, *v_ = (const bf16 *)v;
+    /* hd ≤ 128: 4 warps of 2 m-tiles, 128 queries, 64 keys a tile (H100: 233 TFLOP/s on Llama-3.2-3B's shape,
+     * against 200 for 8 warps of 1 m-tile and 219 for 32 keys a tile); hd 256: 4 warps of 1 m-tile, 64 queries,
+     * 32 keys (the 16 × 256 fp32 accumulator is already 128 registers a thread) */
     switch (hd) {
-    case 64: return launch_forward<64, 64, 8>(c, o, lse, q_, k_, v_, B, S, nh, nkv, scale, softcap, window);
-    case 128: return launch_forward<128, 64, 8>(c, o, lse, q_, k_, v_, B, S, nh, nkv, scale, softcap, window);
-    default: return launch_forward<256, 32, 4>(c, o, lse, q_, k_, v_, B, S, nh, nkv, scale, softcap, window);
+    case 64: return launch_forward<64, 64, 4, 2>(c, o, lse, q_, k_, v_, B, S, nh, nkv, scale, softcap, window);
+    case 128: return launch_forward<128, 64, 4, 2>(c, o, lse, q_, k_, v_, B, S, nh, nkv, scale, softcap, window);
+    default: return launch_forward<256, 32, 4, 1>(c, o, lse, q_, k_, v_, B, S, nh, nkv, scale, softcap, window);
     }
 }
 
-/* dq_acc [B·S·nh·hd] fp32, then D [B·S·nh] fp32. */
+/* In how many parts the backward splits each group's query heads (a divisor of nh/nkv). The blocks (one per
+ * sequence, kv head, 64-key tile, part) differ in work: the tile at key j0 meets the query tiles from j0 on
+ * (with a window, at most window/64 + 2 of them) for each head of its part. With W the total work and about
+ * 2·132 blocks resident at once (1·132 for hd 256: an H100/H200), the longest block should take at most 2/3 of
+ * a resident block's share W/slots, else the last wave runs nearly alone; the smallest such part count is
+ * taken (each part beyond one writes fp32 partial dk, dv). Depends on the sizes only, so that the workspace
+ * size is known without a device. */
+static int flash_parts(int B, int S, int nh, int nkv, int hd, int window) {
+    const int group = nh / nkv, nt = (S + 63) / 64;
+    double work = 0, longest = 0;
+    for (int kt = 0; kt < nt; kt++) {
+        int q1 = window > 0 ? (kt * 64 + 62 + window) / 64 + 1 : nt;
+        int per = (q1 < nt ? q1 : nt) - kt;
+        work += per, longest = per > longest ? per : longest;
+    }
+    work *= (double)B * nh;
+    const double share = work / (132.0 * (hd <= 128 ? 2 : 1));
+    for (int p = 1; p < group; p++)
+        if (group % p == 0 && 3.0 * (group / p) * longest <= 2.0 * share) return p;
+    return group;
+}
+
+/* dq_acc [B·S·nh·hd] fp32, D [B·S·nh] fp32, then with parts > 1 dk_part, dv_part [parts, B·S·nkv·hd] fp32. */
 extern "C" size_t tn_cuda_flash_attention_workspace(int B, int S, int nh, int nkv, int hd) {
-    if (B <= 0 || S <= 0 || nh <= 0 || hd <= 0) return 0;
-    return (size_t)B * S * nh * ((size_t)hd + 1) * sizeof(float);
+    if (B <= 0 || S <= 0 || nh <= 0 || hd <= 0 || nkv <= 0 || nh % nkv) return 0;
+    const int parts = flash_parts(B, S, nh, nkv, hd, 0);
+    size_t bytes = (size_t)B * S * nh * ((size_t)hd + 1) * sizeof(float);
+    if (parts > 1) bytes += 2 * (size_t)parts * B * S * nkv * hd * sizeof(float);
+    return bytes;
 }
 
 extern "C" int tn_cuda_flash_attention_backward(tn_cuda *c, void *dq, void *dk, void *dv, const void *dout,
@@ -550,8 +643,12 @@ extern "C" int tn_cuda_flash_attention_backward(tn_cuda *c, void *dq, void *dk, 
     if (check_flash_shape(nh, nkv, hd)) return -1;
     if (B <= 0 || S <= 0 || nh <= 0) return 0;
     if (!workspace) return tn_fail("flash attention backward: no workspace");
-    const int64_t rows = (int64_t)B * S * nh, n = rows * hd;
+    const int64_t rows = (int64_t)B * S * nh, n = rows * hd, nk = (int64_t)B * S * nkv * hd;
     float *dq_acc = (float *)workspace, *D = dq_acc + n;
+    /* the workspace holds the parts of the causal case, the most: a window only shortens the long blocks */
+    int parts = flash_parts(B, S, nh, nkv, hd, window), most = flash_parts(B, S, nh, nkv, hd, 0);
+    if (parts > most) parts = most;
+    float *dk_part = D + rows, *dv_part = dk_part + (int64_t)parts * nk;
     CUDA_TRY(cudaMemsetAsync(dq_acc, 0, (size_t)n * sizeof(float), c->stream));
     flash_rowdot_kernel<<<blocks_for(rows * 32, 256), 256, 0, c->stream>>>(D, (const bf16 *)dout, (const bf16 *)out,
                                                                             rows, hd);
@@ -560,12 +657,25 @@ extern "C" int tn_cuda_flash_attention_backward(tn_cuda *c, void *dq, void *dk, 
     const bf16 *do_ = (const bf16 *)dout, *q_ = (const bf16 *)q, *k_ = (const bf16 *)k, *v_ = (const bf16 *)v;
     int rc;
     switch (hd) {
-    case 64: rc = launch_backward<64, 1>(c, dq_acc, dk_, dv_, do_, lse, D, q_, k_, v_, B, S, nh, nkv, scale, softcap, window); break;
-    case 128: rc = launch_backward<128, 1>(c, dq_acc, dk_, dv_, do_, lse, D, q_, k_, v_, B, S, nh, nkv, scale, softcap, window); break;
-    default: rc = launch_backward<256, 2>(c, dq_acc, dk_, dv_, do_, lse, D, q_, k_, v_, B, S, nh, nkv, scale, softcap, window); break;
+    case 64:
+        rc = launch_backward<64, 1>(c, dq_acc, dk_, dv_, dk_part, dv_part, parts, do_, lse, D, q_, k_, v_, B, S, nh,
+                                    nkv, scale, softcap, window);
+        break;
+    case 128:
+        rc = launch_backward<128, 1>(c, dq_acc, dk_, dv_, dk_part, dv_part, parts, do_, lse, D, q_, k_, v_, B, S, nh,
+                                     nkv, scale, softcap, window);
+        break;
+    default:
+        rc = launch_backward<256, 2>(c, dq_acc, dk_, dv_, dk_part, dv_part, parts, do_, lse, D, q_, k_, v_, B, S, nh,
+                                     nkv, scale, softcap, window);
+        break;
     }
     if (rc) return rc;
     flash_dq_kernel<<<blocks_for(n / 4, 256), 256, 0, c->stream>>>((bf16 *)dq, dq_acc, n / 4, scale);
     LAUNCH_CHECK();
+    if (parts > 1) {
+        flash_dkv_kernel<<<blocks_for(nk / 4, 256), 256, 0, c->stream>>>(dk_, dv_, dk_part, dv_part, nk / 4, parts);
+        LAUNCH_CHECK();
+    }
     return 0;
 }
