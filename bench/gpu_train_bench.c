@@ -94,6 +94,19 @@ int main(int argc, char **argv) {
         loss = sum / (double)counted;
     }
     double dt = tn_seconds() - t0;
+    if (getenv("TN_GPU_PROFILE")) {
+        /* a few more steps with every operation timed, after the timed ones */
+        tn_gpu_profile(g, 1);
+        for (int i = 0; i < 3; i++) {
+            int64_t counted;
+            double norm;
+            if (tn_gpu_zero_grads(g) != 0 || isnan(tn_gpu_step(g, ids, ids, batch, seq, 1, 1.0, &counted)) ||
+                tn_gpu_grads_finish(g, 1.0 / (double)counted, 0, &norm) != 0 || tn_gpu_adamw(g, &opt, 1e-4) != 0)
+                goto fail;
+        }
+        tn_gpu_profile_report(g, stderr, 3);
+        tn_gpu_profile(g, 0);
+    }
     uint64_t used, total;
     if (tn_gpu_used(g, &used, &total) != 0) goto fail;
     /* model FLOPs per token */

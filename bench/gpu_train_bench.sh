@@ -33,12 +33,19 @@ RESULTS=$WORK/results.jsonl
 for m in "${MODELS[@]}"; do
     dir=$WORK/$m
     [ -f "$dir/config.json" ] || "$TUNE" init "$(preset "$m")" --out "$dir" >/dev/null || { echo "init $m failed"; continue; }
-    # ours: checkpointing chosen by the plan from free memory (auto), and all layers checkpointed
-    "$BENCH" "$dir" "$m" "$SEQ" "$BS" --steps "$STEPS" --ckpt auto | tee -a "$RESULTS"
+    # the peer first, at its fastest and its leanest settings
+    PYTHONUNBUFFERED=1 python3 "$BASELINE" "$m" "$SEQ" "$BS" --steps "$STEPS" 2>/dev/null | grep '^{' | tee -a "$RESULTS"
+    lean=$(PYTHONUNBUFFERED=1 python3 "$BASELINE" "$m" "$SEQ" "$BS" --steps "$STEPS" --ckpt 2>/dev/null | grep '^{' | tee -a "$RESULTS")
+    echo "$lean"
+    # ours: as few layers checkpointed as fit in what PEFT's leanest run
+    # allocated (whole process, context included), then every layer checkpointed
+    budget=$(python3 -c "import json,sys; r=json.loads(sys.argv[1]); print(r.get('peak_gib', 0))" "$lean" 2>/dev/null || echo 0)
+    if [ "${budget:-0}" != "0" ]; then
+        "$BENCH" "$dir" "$m" "$SEQ" "$BS" --steps "$STEPS" --ckpt auto --budget-gib "$budget" | tee -a "$RESULTS"
+    else
+        "$BENCH" "$dir" "$m" "$SEQ" "$BS" --steps "$STEPS" --ckpt auto | tee -a "$RESULTS"
+    fi
     "$BENCH" "$dir" "$m" "$SEQ" "$BS" --steps "$STEPS" --ckpt all | tee -a "$RESULTS"
-    # the peer, fastest and leanest settings
-    PYTHONUNBUFFERED=1 python3 "$BASELINE" "$m" "$SEQ" "$BS" --steps "$STEPS" | tee -a "$RESULTS"
-    PYTHONUNBUFFERED=1 python3 "$BASELINE" "$m" "$SEQ" "$BS" --steps "$STEPS" --ckpt | tee -a "$RESULTS"
     rm -rf "$dir"
 done
 python3 - "$RESULTS" <<'EOF'

@@ -89,6 +89,10 @@ int tn_cuda_geglu_forward(tn_cuda *ctx, void *h, const void *g, const void *u, t
 int tn_cuda_geglu_backward(tn_cuda *ctx, void *dg, void *du, const void *dh, const void *g, const void *u,
                            tn_dev_dtype dt, int64_t n);
 
+/* dg = dh·u·act'(g), du = dh·act(g) WRITTEN (gelu: geglu, else swiglu); du may be dh itself. */
+int tn_cuda_glu_backward_write(tn_cuda *ctx, int gelu, void *dg, void *du, const void *dh, const void *g, const void *u,
+                               tn_dev_dtype dt, int64_t n);
+
 /* y = c·tanh(x/c) (in place allowed); backward dx += dy·(1 − (y/c)²) from the output y. */
 int tn_cuda_softcap_forward(tn_cuda *ctx, void *y, const void *x, tn_dev_dtype dt, float c, int64_t n);
 int tn_cuda_softcap_backward(tn_cuda *ctx, void *dx, const void *dy, const void *y, tn_dev_dtype dt, float c, int64_t n);
@@ -145,6 +149,13 @@ int tn_cuda_cross_entropy_bf16(tn_cuda *ctx, void *logits, float *losses, const 
                                float softcap, float grad_scale);
 /* *out (host) = Σ x over n fp32 elements (waits for the stream). */
 int tn_cuda_sum(tn_cuda *ctx, const float *x, int64_t n, double *out);
+
+/* A profiler for whole steps: begin/end bracket queued work of a category
+ * (events on the stream; a begin inside an open bracket is ignored);
+ * collect waits and adds each category's milliseconds into ms[cat]. */
+int tn_cuda_prof_begin(tn_cuda *ctx, int cat);
+int tn_cuda_prof_end(tn_cuda *ctx);
+int tn_cuda_prof_collect(tn_cuda *ctx, double *ms, int n_cats);
 
 #ifdef __cplusplus
 }

@@ -54,6 +54,8 @@ int tn_gpu_adamw(tn_gpu *g, tn_adamw *opt, double lr) { return tn_fail("no CUDA 
 int tn_gpu_download(tn_gpu *g, tn_lora *lora, tn_adamw *opt) { return tn_fail("no CUDA backend in this build"); }
 int tn_gpu_upload(tn_gpu *g, const tn_lora *lora, const tn_adamw *opt) { return tn_fail("no CUDA backend in this build"); }
 int tn_gpu_download_grads(tn_gpu *g, float *grads) { return tn_fail("no CUDA backend in this build"); }
+void tn_gpu_profile(tn_gpu *g, int on) {}
+void tn_gpu_profile_report(tn_gpu *g, FILE *f, int steps) {}
 
 #else
 
@@ -74,6 +76,19 @@ int tn_gpu_available(void) { return 1; }
 #define TRY(x)                                                                                                         \
     do {                                                                                                               \
         if ((x) != 0) return -1;                                                                                       \
+    } while (0)
+
+/* Profiling (TN_GPU_PROFILE=1, or tn_gpu_profile): each operation bracketed by
+ * events in its category; the bench prints the sums. */
+enum { P_GEMM, P_LORA, P_ATTN_F, P_ATTN_B, P_NORM, P_ELEM, P_HEAD, P_LOSS, P_OPT, P_COUNT };
+static const char *const prof_names[P_COUNT] = {"base products", "LoRA products", "attention fwd", "attention bwd",
+                                                "norms", "elementwise", "head products", "loss", "optimizer"};
+#define PROF(g, cat, call)                                                                                             \
+    do {                                                                                                               \
+        if ((g)->profile) tn_cuda_prof_begin((g)->ctx, cat);                                                           \
+        int rc_ = (call);                                                                                              \
+        if ((g)->profile) tn_cuda_prof_end((g)->ctx);                                                                  \
+        if (rc_ != 0) return -1;                                                                                       \
     } while (0)
 
 enum { S_X, S_Q, S_K, S_V, S_ATT, S_MID, S_G, S_U, S_MIXB, S_MLPB, S_XA, S_BF16_COUNT };
@@ -122,6 +137,8 @@ struct tn_gpu {
     int pos_B, pos_S;
     int chunk_rows;
     int32_t *host_labels;
+    int profile;
+    double prof_ms[P_COUNT];
 };
 
 /* ---- sizes ------------------------------------------------------------- */
@@ -170,7 +187,8 @@ static int chunk_rows_for(const tn_spec *s, int T) {
 enum { W_XN, W_H, W_DRES, W_DBRANCH, W_DPRE, W_DBIG, W_DXA, W_FN, W_LOGITS, W_FRSTD, W_LOSSES, W_RSTD, W_IDS, W_LABELS,
        W_POS, W_FLASH, W_F32ATT, W_COUNT };
 
-static void work_sizes(const tn_spec *s, int T, int r, int flash, uint64_t w[W_COUNT]) {
+static void work_sizes(const tn_spec *s, int B, int S, int r, int flash, uint64_t w[W_COUNT]) {
+    int T = B * S;
     int64_t H = s->hidden, Q = s->n_heads * s->head_dim, KV = s->n_kv_heads * s->head_dim, F = s->intermediate, V = s->vocab_size;
     int64_t wide = H > F ? H : F;
     int64_t big = 2 * F > 2 * Q + 2 * KV ? 2 * F : 2 * Q + 2 * KV;
@@ -185,7 +203,7 @@ static void work_sizes(const tn_spec *s, int T, int r, int flash, uint64_t w[W_C
     w[W_FRSTD] = w[W_LOSSES] = w[W_RSTD] = (uint64_t)T * 4;
     w[W_IDS] = w[W_LABELS] = w[W_POS] = (uint64_t)T * 4;
 #if HAVE_FLASH
-    if (flash) w[W_FLASH] = tn_cuda_flash_attention_workspace(1, T, (int)s->n_heads, (int)s->n_kv_heads, (int)s->head_dim);
+    if (flash) w[W_FLASH] = tn_cuda_flash_attention_workspace(B, S, (int)s->n_heads, (int)s->n_kv_heads, (int)s->head_dim);
 #endif
     /* fp32 attention: q, out, dq, dout [T, Q] and k, v, dk, dv [T, KV] */
     if (!flash) w[W_F32ATT] = (uint64_t)T * (4 * Q + 4 * KV) * 4;
@@ -228,7 +246,7 @@ int tn_gpu_plan_make(const tn_model *m, const tn_lora *lora, int batch, int seq,
     slot_sizes(s, T, nmax, r, bb, fb);
     p->saved_per_layer = slots_bytes(bb, fb, 0);
     p->checkpointed_per_layer = slots_bytes(bb, fb, 1);
-    work_sizes(s, T, r, flash_fits(s), w);
+    work_sizes(s, batch, seq, r, flash_fits(s), w);
     uint64_t shared = align256((uint64_t)T * s->hidden * 2); /* the final norm's input */
     for (int i = 0; i < W_COUNT; i++) shared += align256(w[i]);
     if (checkpointed > 0) shared += p->saved_per_layer; /* the scratch set */
@@ -335,7 +353,7 @@ int tn_gpu_zero_grads(tn_gpu *g) { return g->n_params ? tn_cuda_memset(g->ctx, g
 int tn_gpu_grads_finish(tn_gpu *g, double scale, double max_norm, double *norm) {
     *norm = 0;
     if (!g->n_params) return 0;
-    if (scale != 1.0) TRY(tn_cuda_scale_f32(g->ctx, g->grad, (float)scale, g->n_params));
+    if (scale != 1.0) PROF(g, P_OPT, tn_cuda_scale_f32(g->ctx, g->grad, (float)scale, g->n_params));
     double ss;
     TRY(tn_cuda_sumsq(g->ctx, g->grad, g->n_params, &ss));
     *norm = sqrt(ss);
@@ -350,9 +368,11 @@ int tn_gpu_grads_finish(tn_gpu *g, double scale, double max_norm, double *norm) 
 int tn_gpu_adamw(tn_gpu *g, tn_adamw *opt, double lr) {
     if (!g->n_params) return 0;
     opt->step++;
-    TRY(tn_cuda_adamw_update(g->ctx, g->p, g->grad, g->mom1, g->mom2, g->n_params, lr, opt->beta1, opt->beta2, opt->eps,
-                             opt->weight_decay, opt->step));
-    return refresh_bf16(g);
+    PROF(g, P_OPT, tn_cuda_adamw_update(g->ctx, g->p, g->grad, g->mom1, g->mom2, g->n_params, lr, opt->beta1, opt->beta2, opt->eps,
+                                        opt->weight_decay, opt->step));
+    PROF(g, P_OPT, refresh_bf16(g));
+    if (g->profile) TRY(tn_cuda_prof_collect(g->ctx, g->prof_ms, P_COUNT));
+    return 0;
 }
 
 /* ---- open / close ------------------------------------------------------ */
@@ -465,7 +485,7 @@ int tn_gpu_open(tn_gpu **out, tn_model *m, tn_lora *lora, const tn_gpu_options *
     for (int l = 0; l < g->L; l++) carve_slots(&p, &g->saved[l], bb, fb, l < ck);
     g->saved[g->L].b[S_X] = carve(&p, (uint64_t)T * g->H * 2);
     if (ck > 0) carve_slots(&p, &g->scratch, bb, fb, 0);
-    work_sizes(s, T, g->r, g->flash, w);
+    work_sizes(s, o->max_batch, o->max_seq, g->r, g->flash, w);
     g->xn = carve(&p, w[W_XN]);
     g->hbuf = carve(&p, w[W_H]);
     g->dres = carve(&p, w[W_DRES]);
@@ -534,13 +554,14 @@ static int linear_forward(tn_gpu *g, void *y, const void *x, int l, tn_module k,
     const dev_layer *d = &g->layer[l];
     int in, out;
     tn_module_dims(g->s, k, &in, &out);
-    TRY(tn_cuda_gemm_xwt(g->ctx, y, BF, x, d->w[k], BF, T, in, out, 1.f, 0.f));
-    if (d->bias[k]) TRY(tn_cuda_add_bias(g->ctx, y, d->bias[k], BF, T, out));
+    PROF(g, P_GEMM, tn_cuda_gemm_xwt(g->ctx, y, BF, x, d->w[k], BF, T, in, out, 1.f, 0.f));
+    if (d->bias[k]) PROF(g, P_ELEM, tn_cuda_add_bias(g->ctx, y, d->bias[k], BF, T, out));
     const tn_lora_module *mod = mod_of(g, l, k);
     if (!mod) return 0;
     void *xa = xa_slot(g, sl, l, k, T);
-    TRY(tn_cuda_gemm_xwt(g->ctx, xa, BF, x, a16(g, mod), BF, T, in, g->r, 1.f, 0.f));
-    return tn_cuda_gemm_xwt(g->ctx, y, BF, xa, b16(g, mod), BF, T, g->r, out, g->scale_lora, 1.f);
+    PROF(g, P_LORA, tn_cuda_gemm_xwt(g->ctx, xa, BF, x, a16(g, mod), BF, T, in, g->r, 1.f, 0.f));
+    PROF(g, P_LORA, tn_cuda_gemm_xwt(g->ctx, y, BF, xa, b16(g, mod), BF, T, g->r, out, g->scale_lora, 1.f));
+    return 0;
 }
 
 /* dx = dy·W + beta·dx (+ s·(dy·B)·A); dB += s·dyᵀ·xa; dA += (s·dy·B)ᵀ·x */
@@ -549,15 +570,16 @@ static int linear_backward(tn_gpu *g, void *dx, float beta, const void *dy, cons
     const dev_layer *d = &g->layer[l];
     int in, out;
     tn_module_dims(g->s, k, &in, &out);
-    TRY(tn_cuda_gemm_dyw(g->ctx, dx, BF, dy, d->w[k], BF, T, in, out, 1.f, beta));
+    PROF(g, P_GEMM, tn_cuda_gemm_dyw(g->ctx, dx, BF, dy, d->w[k], BF, T, in, out, 1.f, beta));
     const tn_lora_module *mod = mod_of(g, l, k);
     if (!mod || !want_grads) return 0;
     void *xa = xa_slot(g, sl, l, k, T);
     float s = g->scale_lora;
-    TRY(tn_cuda_gemm_dytx(g->ctx, db_of(g, mod), TN_F32, dy, xa, BF, T, g->r, out, s, 1.f));
-    TRY(tn_cuda_gemm_dyw(g->ctx, g->dxa, BF, dy, b16(g, mod), BF, T, g->r, out, s, 0.f));
-    TRY(tn_cuda_gemm_dytx(g->ctx, da_of(g, mod), TN_F32, g->dxa, x, BF, T, in, g->r, 1.f, 1.f));
-    return tn_cuda_gemm_dyw(g->ctx, dx, BF, g->dxa, a16(g, mod), BF, T, in, g->r, 1.f, 1.f);
+    PROF(g, P_LORA, tn_cuda_gemm_dytx(g->ctx, db_of(g, mod), TN_F32, dy, xa, BF, T, g->r, out, s, 1.f));
+    PROF(g, P_LORA, tn_cuda_gemm_dyw(g->ctx, g->dxa, BF, dy, b16(g, mod), BF, T, g->r, out, s, 0.f));
+    PROF(g, P_LORA, tn_cuda_gemm_dytx(g->ctx, da_of(g, mod), TN_F32, g->dxa, x, BF, T, in, g->r, 1.f, 1.f));
+    PROF(g, P_LORA, tn_cuda_gemm_dyw(g->ctx, dx, BF, g->dxa, a16(g, mod), BF, T, in, g->r, 1.f, 1.f));
+    return 0;
 }
 
 /* ---- attention ------------------------------------------------------------ */
@@ -617,33 +639,46 @@ static int layer_forward(tn_gpu *g, int l, int B, int S) {
     slots *sl = slots_of(g, l);
     void *x = g->saved[l].b[S_X], *out = g->saved[l + 1].b[S_X];
     int64_t TH = (int64_t)T * H;
-    TRY(tn_cuda_rmsnorm_forward(g->ctx, g->xn, sl->f[F_RSTD1], x, d->norm1, BF, T, H, g->eps, g->one_plus));
+    PROF(g, P_NORM, tn_cuda_rmsnorm_forward(g->ctx, g->xn, sl->f[F_RSTD1], x, d->norm1, BF, T, H, g->eps, g->one_plus));
     TRY(linear_forward(g, sl->b[S_Q], g->xn, l, TN_MOD_Q, sl, T));
     TRY(linear_forward(g, sl->b[S_K], g->xn, l, TN_MOD_K, sl, T));
     TRY(linear_forward(g, sl->b[S_V], g->xn, l, TN_MOD_V, sl, T));
     if (g->s->rope != TN_ROPE_NONE) {
-        TRY(tn_cuda_rope_forward(g->ctx, sl->b[S_Q], BF, g->cosd, g->sind, g->pos, T, g->nh, g->hd));
-        TRY(tn_cuda_rope_forward(g->ctx, sl->b[S_K], BF, g->cosd, g->sind, g->pos, T, g->nkv, g->hd));
+        PROF(g, P_ELEM, tn_cuda_rope_forward(g->ctx, sl->b[S_Q], BF, g->cosd, g->sind, g->pos, T, g->nh, g->hd));
+        PROF(g, P_ELEM, tn_cuda_rope_forward(g->ctx, sl->b[S_K], BF, g->cosd, g->sind, g->pos, T, g->nkv, g->hd));
     }
-    TRY(attention_forward(g, sl, l, B, S));
+    PROF(g, P_ATTN_F, attention_forward(g, sl, l, B, S));
     void *o = g->sandwich ? sl->b[S_MIXB] : g->dpre;
     TRY(linear_forward(g, o, sl->b[S_ATT], l, TN_MOD_O, sl, T));
     if (g->sandwich) {
-        TRY(tn_cuda_rmsnorm_forward(g->ctx, g->dpre, sl->f[F_RSTD_PM], o, d->post_mixer, BF, T, H, g->eps, g->one_plus));
+        PROF(g, P_NORM, tn_cuda_rmsnorm_forward(g->ctx, g->dpre, sl->f[F_RSTD_PM], o, d->post_mixer, BF, T, H, g->eps, g->one_plus));
         o = g->dpre;
     }
-    TRY(tn_cuda_residual_forward(g->ctx, sl->b[S_MID], x, o, g->rm, BF, TH));
-    TRY(tn_cuda_rmsnorm_forward(g->ctx, g->xn, sl->f[F_RSTD2], sl->b[S_MID], d->norm2, BF, T, H, g->eps, g->one_plus));
+    PROF(g, P_ELEM, tn_cuda_residual_forward(g->ctx, sl->b[S_MID], x, o, g->rm, BF, TH));
+    PROF(g, P_NORM, tn_cuda_rmsnorm_forward(g->ctx, g->xn, sl->f[F_RSTD2], sl->b[S_MID], d->norm2, BF, T, H, g->eps, g->one_plus));
     TRY(linear_forward(g, sl->b[S_G], g->xn, l, TN_MOD_GATE, sl, T));
     TRY(linear_forward(g, sl->b[S_U], g->xn, l, TN_MOD_UP, sl, T));
-    TRY(mlp_act_forward(g, g->hbuf, sl->b[S_G], sl->b[S_U], (int64_t)T * g->F));
+    PROF(g, P_ELEM, mlp_act_forward(g, g->hbuf, sl->b[S_G], sl->b[S_U], (int64_t)T * g->F));
     void *dn = g->sandwich ? sl->b[S_MLPB] : g->dpre;
     TRY(linear_forward(g, dn, g->hbuf, l, TN_MOD_DOWN, sl, T));
     if (g->sandwich) {
-        TRY(tn_cuda_rmsnorm_forward(g->ctx, g->dpre, sl->f[F_RSTD_PF], dn, d->post_mlp, BF, T, H, g->eps, g->one_plus));
+        PROF(g, P_NORM, tn_cuda_rmsnorm_forward(g->ctx, g->dpre, sl->f[F_RSTD_PF], dn, d->post_mlp, BF, T, H, g->eps, g->one_plus));
         dn = g->dpre;
     }
-    return tn_cuda_residual_forward(g->ctx, out, sl->b[S_MID], dn, g->rm, BF, TH);
+    PROF(g, P_ELEM, tn_cuda_residual_forward(g->ctx, out, sl->b[S_MID], dn, g->rm, BF, TH));
+    return 0;
+}
+
+/* d(branch) = rm·dres: dres itself when rm = 1 (it is only read until the
+ * norm's backward adds into it), else scaled into dbranch. */
+static int branch_grad(tn_gpu *g, void **dbr, int64_t n) {
+    if (g->rm == 1.0f) {
+        *dbr = g->dres;
+        return 0;
+    }
+    *dbr = g->dbranch;
+    PROF(g, P_ELEM, tn_cuda_axpby(g->ctx, g->dbranch, g->dres, g->rm, 0.f, BF, n));
+    return 0;
 }
 
 /* On entry g->dres holds dL/d(layer output); on exit dL/d(layer input). */
@@ -654,46 +689,49 @@ static int layer_backward(tn_gpu *g, int l, int B, int S, int want_grads) {
     void *x = g->saved[l].b[S_X];
     int64_t TH = (int64_t)T * H, TF = (int64_t)T * F;
     /* MLP branch: out = mid + rm·post(d) */
-    TRY(tn_cuda_axpby(g->ctx, g->dbranch, g->dres, g->rm, 0.f, BF, TH));
-    void *ddown = g->dbranch;
+    void *ddown;
+    TRY(branch_grad(g, &ddown, TH));
     if (g->sandwich) {
-        TRY(tn_cuda_memset(g->ctx, g->dpre, 0, (size_t)TH * 2));
-        TRY(tn_cuda_rmsnorm_backward(g->ctx, g->dpre, NULL, g->dbranch, sl->b[S_MLPB], d->post_mlp, sl->f[F_RSTD_PF], BF, T, H, g->one_plus));
+        PROF(g, P_ELEM, tn_cuda_memset(g->ctx, g->dpre, 0, (size_t)TH * 2));
+        PROF(g, P_NORM, tn_cuda_rmsnorm_backward(g->ctx, g->dpre, NULL, ddown, sl->b[S_MLPB], d->post_mlp, sl->f[F_RSTD_PF], BF, T, H,
+                                                 g->one_plus));
         ddown = g->dpre;
     }
-    TRY(mlp_act_forward(g, g->hbuf, sl->b[S_G], sl->b[S_U], TF));
+    PROF(g, P_ELEM, mlp_act_forward(g, g->hbuf, sl->b[S_G], sl->b[S_U], TF)); /* h, rebuilt */
     uint16_t *dh = g->dbig, *dg = dh + TF;
     TRY(linear_backward(g, dh, 0.f, ddown, g->hbuf, l, TN_MOD_DOWN, sl, T, want_grads));
-    void *du = g->hbuf; /* h is no longer needed */
-    TRY(tn_cuda_memset(g->ctx, dg, 0, (size_t)TF * 2));
-    TRY(tn_cuda_memset(g->ctx, du, 0, (size_t)TF * 2));
-    if (g->geglu) TRY(tn_cuda_geglu_backward(g->ctx, dg, du, dh, sl->b[S_G], sl->b[S_U], BF, TF));
-    else TRY(tn_cuda_swiglu_backward(g->ctx, dg, du, dh, sl->b[S_G], sl->b[S_U], BF, TF));
-    TRY(tn_cuda_rmsnorm_forward(g->ctx, g->xn, g->rstd_tmp, sl->b[S_MID], d->norm2, BF, T, H, g->eps, g->one_plus)); /* xn2 */
-    TRY(linear_backward(g, g->dbranch, 0.f, dg, g->xn, l, TN_MOD_GATE, sl, T, want_grads));
-    TRY(linear_backward(g, g->dbranch, 1.f, du, g->xn, l, TN_MOD_UP, sl, T, want_grads));
-    TRY(tn_cuda_rmsnorm_backward(g->ctx, g->dres, NULL, g->dbranch, sl->b[S_MID], d->norm2, sl->f[F_RSTD2], BF, T, H, g->one_plus));
+    /* dg, and du written over dh */
+    PROF(g, P_ELEM, tn_cuda_glu_backward_write(g->ctx, g->geglu, dg, dh, dh, sl->b[S_G], sl->b[S_U], BF, TF));
+    void *du = dh;
+    PROF(g, P_NORM, tn_cuda_rmsnorm_forward(g->ctx, g->xn, g->rstd_tmp, sl->b[S_MID], d->norm2, BF, T, H, g->eps, g->one_plus)); /* xn2 */
+    TRY(linear_backward(g, g->dpre, 0.f, dg, g->xn, l, TN_MOD_GATE, sl, T, want_grads));
+    TRY(linear_backward(g, g->dpre, 1.f, du, g->xn, l, TN_MOD_UP, sl, T, want_grads));
+    PROF(g, P_NORM, tn_cuda_rmsnorm_backward(g->ctx, g->dres, NULL, g->dpre, sl->b[S_MID], d->norm2, sl->f[F_RSTD2], BF, T, H, g->one_plus));
     /* attention branch: mid = x + rm·post(o) */
-    TRY(tn_cuda_axpby(g->ctx, g->dbranch, g->dres, g->rm, 0.f, BF, TH));
-    void *do_ = g->dbranch;
+    void *do_;
+    TRY(branch_grad(g, &do_, TH));
     if (g->sandwich) {
-        TRY(tn_cuda_memset(g->ctx, g->dpre, 0, (size_t)TH * 2));
-        TRY(tn_cuda_rmsnorm_backward(g->ctx, g->dpre, NULL, g->dbranch, sl->b[S_MIXB], d->post_mixer, sl->f[F_RSTD_PM], BF, T, H, g->one_plus));
+        PROF(g, P_ELEM, tn_cuda_memset(g->ctx, g->dpre, 0, (size_t)TH * 2));
+        PROF(g, P_NORM, tn_cuda_rmsnorm_backward(g->ctx, g->dpre, NULL, do_, sl->b[S_MIXB], d->post_mixer, sl->f[F_RSTD_PM], BF, T, H,
+                                                 g->one_plus));
         do_ = g->dpre;
     }
     int64_t TQ = (int64_t)T * g->Q, TKV = (int64_t)T * g->KV;
     uint16_t *datt = g->dbig, *dq = datt + TQ, *dk = dq + TQ, *dv = dk + TKV;
     TRY(linear_backward(g, datt, 0.f, do_, sl->b[S_ATT], l, TN_MOD_O, sl, T, want_grads));
-    TRY(attention_backward(g, dq, dk, dv, datt, sl, l, B, S));
+    PROF(g, P_ATTN_B, attention_backward(g, dq, dk, dv, datt, sl, l, B, S));
     if (g->s->rope != TN_ROPE_NONE) {
-        TRY(tn_cuda_rope_backward(g->ctx, dq, BF, g->cosd, g->sind, g->pos, T, g->nh, g->hd));
-        TRY(tn_cuda_rope_backward(g->ctx, dk, BF, g->cosd, g->sind, g->pos, T, g->nkv, g->hd));
+        PROF(g, P_ELEM, tn_cuda_rope_backward(g->ctx, dq, BF, g->cosd, g->sind, g->pos, T, g->nh, g->hd));
+        PROF(g, P_ELEM, tn_cuda_rope_backward(g->ctx, dk, BF, g->cosd, g->sind, g->pos, T, g->nkv, g->hd));
     }
-    TRY(tn_cuda_rmsnorm_forward(g->ctx, g->xn, g->rstd_tmp, x, d->norm1, BF, T, H, g->eps, g->one_plus)); /* xn */
-    TRY(linear_backward(g, g->dbranch, 0.f, dq, g->xn, l, TN_MOD_Q, sl, T, want_grads));
-    TRY(linear_backward(g, g->dbranch, 1.f, dk, g->xn, l, TN_MOD_K, sl, T, want_grads));
-    TRY(linear_backward(g, g->dbranch, 1.f, dv, g->xn, l, TN_MOD_V, sl, T, want_grads));
-    return tn_cuda_rmsnorm_backward(g->ctx, g->dres, NULL, g->dbranch, x, d->norm1, sl->f[F_RSTD1], BF, T, H, g->one_plus);
+    PROF(g, P_NORM, tn_cuda_rmsnorm_forward(g->ctx, g->xn, g->rstd_tmp, x, d->norm1, BF, T, H, g->eps, g->one_plus)); /* xn */
+    void *dxn = g->sandwich ? g->dbranch : g->dpre; /* not do_'s buffer */
+    if (dxn == do_) dxn = g->dbranch;
+    TRY(linear_backward(g, dxn, 0.f, dq, g->xn, l, TN_MOD_Q, sl, T, want_grads));
+    TRY(linear_backward(g, dxn, 1.f, dk, g->xn, l, TN_MOD_K, sl, T, want_grads));
+    TRY(linear_backward(g, dxn, 1.f, dv, g->xn, l, TN_MOD_V, sl, T, want_grads));
+    PROF(g, P_NORM, tn_cuda_rmsnorm_backward(g->ctx, g->dres, NULL, dxn, x, d->norm1, sl->f[F_RSTD1], BF, T, H, g->one_plus));
+    return 0;
 }
 
 /* ---- whole model ------------------------------------------------------------ */
@@ -711,13 +749,42 @@ static int prepare(tn_gpu *g, const int32_t *ids, int B, int S) {
         g->pos_B = B, g->pos_S = S;
     }
     TRY(tn_cuda_upload(g->ctx, g->ids, ids, (size_t)T * 4));
-    TRY(tn_cuda_embedding_forward(g->ctx, g->saved[0].b[S_X], g->embed, g->ids, BF, T, g->H, g->m->embed_scale));
+    PROF(g, P_ELEM, tn_cuda_embedding_forward(g->ctx, g->saved[0].b[S_X], g->embed, g->ids, BF, T, g->H, g->m->embed_scale));
     for (int l = 0; l < g->L; l++) TRY(layer_forward(g, l, B, S));
-    return tn_cuda_rmsnorm_forward(g->ctx, g->fn_out, g->frstd, g->saved[g->L].b[S_X], g->final_norm, BF, T, g->H, g->eps, g->one_plus);
+    PROF(g, P_NORM, tn_cuda_rmsnorm_forward(g->ctx, g->fn_out, g->frstd, g->saved[g->L].b[S_X], g->final_norm, BF, T, g->H, g->eps, g->one_plus));
+    return 0;
+}
+
+static int step(tn_gpu *g, const int32_t *ids, int B, int S, int want_grads, double grad_scale, double *loss) {
+    int T = B * S, H = g->H, V = g->V;
+    TRY(prepare(g, ids, B, S));
+    /* the head and the loss, a chunk of rows at a time; the chunk's logits
+     * become their gradient, and its rows of d(final norm output) are written */
+    for (int r0 = 0; r0 < T; r0 += g->chunk_rows) {
+        int rows = T - r0 < g->chunk_rows ? T - r0 : g->chunk_rows;
+        const uint16_t *fn = (const uint16_t *)g->fn_out + (int64_t)r0 * H;
+        PROF(g, P_HEAD, tn_cuda_gemm_xwt(g->ctx, g->logits, BF, fn, g->head, BF, rows, H, V, g->inv_logit_scale, 0.f));
+        PROF(g, P_LOSS, tn_cuda_cross_entropy_bf16(g->ctx, g->logits, g->losses + r0, g->labels + r0, rows, V, g->final_cap, (float)grad_scale));
+        if (want_grads)
+            PROF(g, P_HEAD, tn_cuda_gemm_dyw(g->ctx, (uint16_t *)g->dbranch + (int64_t)r0 * H, BF, g->logits, g->head, BF, rows, H, V,
+                                            g->inv_logit_scale, 0.f));
+    }
+    if (want_grads) {
+        PROF(g, P_ELEM, tn_cuda_memset(g->ctx, g->dres, 0, (size_t)T * H * 2));
+        PROF(g, P_NORM, tn_cuda_rmsnorm_backward(g->ctx, g->dres, NULL, g->dbranch, g->saved[g->L].b[S_X], g->final_norm, g->frstd, BF, T, H,
+                                                 g->one_plus));
+        for (int l = g->L - 1; l >= 0; l--) {
+            if (l < g->checkpointed) TRY(layer_forward(g, l, B, S));
+            TRY(layer_backward(g, l, B, S, 1));
+        }
+    }
+    TRY(tn_cuda_sum(g->ctx, g->losses, T, loss));
+    if (g->profile) TRY(tn_cuda_prof_collect(g->ctx, g->prof_ms, P_COUNT));
+    return 0;
 }
 
 double tn_gpu_step(tn_gpu *g, const int32_t *ids, const int32_t *labels, int B, int S, int want_grads, double grad_scale, int64_t *counted) {
-    int T = B * S, H = g->H, V = g->V;
+    int T = B * S;
     int32_t *shifted = g->host_labels;
     int64_t n_count = 0;
     for (int t = 0; t < T; t++) {
@@ -726,31 +793,23 @@ double tn_gpu_step(tn_gpu *g, const int32_t *ids, const int32_t *labels, int B, 
     }
     if (counted) *counted = n_count;
     if (grad_scale <= 0) grad_scale = n_count ? 1.0 / (double)n_count : 0.0;
-    if (tn_cuda_upload(g->ctx, g->labels, shifted, (size_t)T * 4) != 0 || prepare(g, ids, B, S) != 0) return NAN;
-    /* the head and the loss, a chunk of rows at a time; the chunk's logits
-     * become their gradient, and its rows of d(final norm output) are written */
-    for (int r0 = 0; r0 < T; r0 += g->chunk_rows) {
-        int rows = T - r0 < g->chunk_rows ? T - r0 : g->chunk_rows;
-        const uint16_t *fn = (const uint16_t *)g->fn_out + (int64_t)r0 * H;
-        if (tn_cuda_gemm_xwt(g->ctx, g->logits, BF, fn, g->head, BF, rows, H, V, g->inv_logit_scale, 0.f) != 0 ||
-            tn_cuda_cross_entropy_bf16(g->ctx, g->logits, g->losses + r0, g->labels + r0, rows, V, g->final_cap, (float)grad_scale) != 0)
-            return NAN;
-        if (want_grads &&
-            tn_cuda_gemm_dyw(g->ctx, (uint16_t *)g->dbranch + (int64_t)r0 * H, BF, g->logits, g->head, BF, rows, H, V, g->inv_logit_scale, 0.f) != 0)
-            return NAN;
-    }
-    if (want_grads) {
-        if (tn_cuda_memset(g->ctx, g->dres, 0, (size_t)T * H * 2) != 0 ||
-            tn_cuda_rmsnorm_backward(g->ctx, g->dres, NULL, g->dbranch, g->saved[g->L].b[S_X], g->final_norm, g->frstd, BF, T, H, g->one_plus) != 0)
-            return NAN;
-        for (int l = g->L - 1; l >= 0; l--) {
-            if (l < g->checkpointed && layer_forward(g, l, B, S) != 0) return NAN;
-            if (layer_backward(g, l, B, S, 1) != 0) return NAN;
-        }
-    }
     double loss;
-    if (tn_cuda_sum(g->ctx, g->losses, T, &loss) != 0) return NAN;
+    if (tn_cuda_upload(g->ctx, g->labels, shifted, (size_t)T * 4) != 0 || step(g, ids, B, S, want_grads, grad_scale, &loss) != 0) return NAN;
     return loss;
+}
+
+void tn_gpu_profile(tn_gpu *g, int on) {
+    g->profile = on;
+    memset(g->prof_ms, 0, sizeof g->prof_ms);
+}
+
+void tn_gpu_profile_report(tn_gpu *g, FILE *f, int steps) {
+    double total = 0;
+    for (int i = 0; i < P_COUNT; i++) total += g->prof_ms[i];
+    fprintf(f, "device time per step by category (events around each operation; %d steps):\n", steps);
+    for (int i = 0; i < P_COUNT; i++)
+        fprintf(f, "  %-16s %8.2f ms  %5.1f%%\n", prof_names[i], g->prof_ms[i] / steps, total > 0 ? 100.0 * g->prof_ms[i] / total : 0.0);
+    fprintf(f, "  %-16s %8.2f ms\n", "sum", total / steps);
 }
 
 int tn_gpu_logits(tn_gpu *g, const int32_t *ids, int B, int S, float *logits) {

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "train/model.h"
 #include "train/optim.h"
@@ -70,6 +71,11 @@ int tn_gpu_adamw(tn_gpu *g, tn_adamw *opt, double lr);
 int tn_gpu_download(tn_gpu *g, tn_lora *lora, tn_adamw *opt);
 /* The device's LoRA gradients -> host [n_params] (tests). */
 int tn_gpu_download_grads(tn_gpu *g, float *grads);
+/* Profiling: with on, every operation is bracketed by device events by
+ * category (slower: for finding what holds a step back); the report prints
+ * the milliseconds per step of each category since tn_gpu_profile(g, 1). */
+void tn_gpu_profile(tn_gpu *g, int on);
+void tn_gpu_profile_report(tn_gpu *g, FILE *f, int steps);
 /* host -> device (after a resume or --init-adapter load). */
 int tn_gpu_upload(tn_gpu *g, const tn_lora *lora, const tn_adamw *opt);
 

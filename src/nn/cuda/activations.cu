@@ -20,7 +20,7 @@ __global__ void glu_forward_kernel(T *h, const T *g, const T *u, int64_t n) {
 }
 
 /* dg += dh·u·act'(g), du += dh·act(g); silu' = σ(1 + g(1 − σ)), gelu' = σ + 2gσ(1 − σ)·√(2/π)(1 + 3·0.044715g²). */
-template <typename T, int GELU>
+template <typename T, int GELU, int ACC = 1>
 __global__ void glu_backward_kernel(T *dg, T *du, const T *dh, const T *g, const T *u, int64_t n) {
     int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
@@ -29,9 +29,9 @@ __global__ void glu_backward_kernel(T *dg, T *du, const T *dh, const T *g, const
     if (dg) {
         float dact = GELU ? s + 2.f * x * s * (1.f - s) * GELU_K * (1.f + 3.f * GELU_C * x * x)
                           : s * (1.f + x * (1.f - s));
-        stf(dg, i, ldf(dg, i) + d * ldf(u, i) * dact);
+        stf(dg, i, (ACC ? ldf(dg, i) : 0.f) + d * ldf(u, i) * dact);
     }
-    if (du) stf(du, i, ldf(du, i) + d * x * s);
+    if (du) stf(du, i, (ACC ? ldf(du, i) : 0.f) + d * x * s); /* du may be dh itself (read above) */
 }
 
 /* y = c·tanh(x/c) */
@@ -82,6 +82,20 @@ extern "C" int tn_cuda_geglu_forward(tn_cuda *c, void *h, const void *g, const v
 extern "C" int tn_cuda_geglu_backward(tn_cuda *c, void *dg, void *du, const void *dh, const void *g, const void *u,
                                       tn_dev_dtype dt, int64_t n) {
     return glu_backward<1>(c, dg, du, dh, g, u, dt, n);
+}
+
+/* As the backward above, writing dg and du instead of adding (du may alias dh). */
+extern "C" int tn_cuda_glu_backward_write(tn_cuda *c, int gelu, void *dg, void *du, const void *dh, const void *g,
+                                          const void *u, tn_dev_dtype dt, int64_t n) {
+    if (n <= 0) return 0;
+    if (gelu)
+        DISPATCH_DT(dt, glu_backward_kernel<T, 1, 0><<<blocks_for(n, 256), 256, 0, c->stream>>>(
+                            (T *)dg, (T *)du, (const T *)dh, (const T *)g, (const T *)u, n));
+    else
+        DISPATCH_DT(dt, glu_backward_kernel<T, 0, 0><<<blocks_for(n, 256), 256, 0, c->stream>>>(
+                            (T *)dg, (T *)du, (const T *)dh, (const T *)g, (const T *)u, n));
+    LAUNCH_CHECK();
+    return 0;
 }
 
 extern "C" int tn_cuda_softcap_forward(tn_cuda *c, void *y, const void *x, tn_dev_dtype dt, float cap, int64_t n) {

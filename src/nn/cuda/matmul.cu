@@ -10,7 +10,32 @@
  *
  * Accumulation is beta = 1 with C = D. Compute is fp32 (CUBLAS_COMPUTE_32F:
  * true fp32 for fp32 operands, fp32 accumulation for bf16 operands). */
+#include <string.h>
+
 #include "nn/cuda/common.cuh"
+
+/* cuBLASLt's heuristic query costs more host time than a small product takes
+ * on the device: its answer is kept per shape (types, transposes, sizes,
+ * leading dimensions, bias), in a small table searched linearly. */
+typedef struct {
+    int key[12];
+    cublasLtMatmulAlgo_t algo;
+} algo_entry;
+enum { ALGO_CACHE = 512 };
+static algo_entry algo_cache[ALGO_CACHE];
+static int algo_n;
+
+static const cublasLtMatmulAlgo_t *algo_find(const int *key) {
+    for (int i = 0; i < algo_n; i++)
+        if (!memcmp(algo_cache[i].key, key, sizeof algo_cache[i].key)) return &algo_cache[i].algo;
+    return NULL;
+}
+
+static void algo_put(const int *key, const cublasLtMatmulAlgo_t *a) {
+    if (algo_n == ALGO_CACHE) return;
+    memcpy(algo_cache[algo_n].key, key, sizeof algo_cache[algo_n].key);
+    algo_cache[algo_n++].algo = *a;
+}
 
 static cudaDataType_t cuda_type(tn_dev_dtype dt) { return dt == TN_BF16 ? CUDA_R_16BF : CUDA_R_32F; }
 
@@ -47,13 +72,22 @@ static int lt_matmul(tn_cuda *c, void *d, tn_dev_dtype d_dt, const void *a, cons
     LT(cublasLtMatrixLayoutCreate(&la, abt, trans_a ? k : m, trans_a ? m : k, lda));
     LT(cublasLtMatrixLayoutCreate(&lb, abt, trans_b ? n : k, trans_b ? k : n, ldb));
     LT(cublasLtMatrixLayoutCreate(&ld, dtt, m, n, ldd));
-    LT(cublasLtMatmulPreferenceCreate(&pref));
-    LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &c->workspace_bytes,
-                                            sizeof c->workspace_bytes));
-    LT(cublasLtMatmulAlgoGetHeuristic(c->lt, op, la, lb, ld, ld, pref, 1, &heur, &found));
-    if (found == 0) {
-        tn_fail("cuBLASLt has no algorithm for m=%d n=%d k=%d (types %d x %d)", m, n, k, (int)ab_dt, (int)d_dt);
-        goto done;
+    {
+        int key[12] = {(int)ab_dt, (int)d_dt, trans_a, trans_b, m, n, k, lda, ldb, ldd, bias != NULL, c->device};
+        const cublasLtMatmulAlgo_t *cached = algo_find(key);
+        if (cached) {
+            heur.algo = *cached;
+        } else {
+            LT(cublasLtMatmulPreferenceCreate(&pref));
+            LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &c->workspace_bytes,
+                                                    sizeof c->workspace_bytes));
+            LT(cublasLtMatmulAlgoGetHeuristic(c->lt, op, la, lb, ld, ld, pref, 1, &heur, &found));
+            if (found == 0) {
+                tn_fail("cuBLASLt has no algorithm for m=%d n=%d k=%d (types %d x %d)", m, n, k, (int)ab_dt, (int)d_dt);
+                goto done;
+            }
+            algo_put(key, &heur.algo);
+        }
     }
     LT(cublasLtMatmul(c->lt, op, &alpha, a, la, b, lb, &beta, d, ld, d, ld, &heur.algo, c->workspace,
                       c->workspace_bytes, c->stream));

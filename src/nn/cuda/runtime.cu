@@ -142,3 +142,41 @@ extern "C" int tn_cuda_time_ms(tn_cuda *c, int (*fn)(void *), void *arg, int ite
     *ms = t[reps / 2];
     return 0;
 }
+
+/* ---- the step profiler: pairs of events per category, summed at the end ---- */
+enum { PROF_MAX = 16384 };
+static cudaEvent_t prof_ev[PROF_MAX];
+static int prof_cat[PROF_MAX / 2], prof_n, prof_ready, prof_open = -1;
+
+extern "C" int tn_cuda_prof_begin(tn_cuda *c, int cat) {
+    if (!prof_ready) {
+        for (int i = 0; i < PROF_MAX; i++) CUDA_TRY(cudaEventCreate(&prof_ev[i]));
+        prof_ready = 1;
+    }
+    if (prof_n + 2 > PROF_MAX || prof_open >= 0) return 0; /* full, or nested: not timed */
+    prof_open = prof_n;
+    prof_cat[prof_n / 2] = cat;
+    CUDA_TRY(cudaEventRecord(prof_ev[prof_n], c->stream));
+    prof_n++;
+    return 0;
+}
+
+extern "C" int tn_cuda_prof_end(tn_cuda *c) {
+    if (prof_open < 0) return 0;
+    CUDA_TRY(cudaEventRecord(prof_ev[prof_n], c->stream));
+    prof_n++;
+    prof_open = -1;
+    return 0;
+}
+
+extern "C" int tn_cuda_prof_collect(tn_cuda *c, double *ms, int n_cats) {
+    CUDA_TRY(cudaStreamSynchronize(c->stream));
+    for (int i = 0; i + 1 < prof_n; i += 2) {
+        float e = 0;
+        CUDA_TRY(cudaEventElapsedTime(&e, prof_ev[i], prof_ev[i + 1]));
+        if (prof_cat[i / 2] < n_cats) ms[prof_cat[i / 2]] += e;
+    }
+    prof_n = 0;
+    prof_open = -1;
+    return 0;
+}
