@@ -4,9 +4,11 @@
 #include "generate/qmatvec.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "generate/pool.h"
 #include "io/dtype.h"
 #include "io/gguf_read.h"
 #include "quant/dequant_gguf.h"
@@ -133,9 +135,10 @@ typedef struct {
     const int8_t *q;  /* cols values */
     const float *d;   /* cols/32 scales */
     const int32_t *s; /* cols/16 sums of q */
+    const int32_t *s32; /* cols/32 sums of q */
 } tn_xq;
 
-static void quantize_x(const float *x, int64_t n, int8_t *q, float *d, int32_t *s) {
+static void quantize_x(const float *x, int64_t n, int8_t *q, float *d, int32_t *s, int32_t *s32) {
     for (int64_t b = 0; b < n / 32; b++, x += 32, q += 32) {
         float amax = 0;
         for (int j = 0; j < 32; j++) amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
@@ -149,6 +152,7 @@ static void quantize_x(const float *x, int64_t n, int8_t *q, float *d, int32_t *
             }
             s[2 * b + h] = t;
         }
+        s32[b] = s[2 * b] + s[2 * b + 1];
     }
 }
 
@@ -350,167 +354,51 @@ V3 static float v3_q6_k(const uint8_t *b, const float *x, int64_t n, const float
 }
 
 
-/* int8 activations (see tn_xq): maddubs multiplies the weights' unsigned
- * integers (Q8_0: their absolute values, x's signs flipped to match) by x's
- * int8 values into int16 pairs, madd sums the pairs into 8 int32 lanes;
- * offsets and mins come off as scalars from x's sums. */
-V3 static inline __m256i v3_udot(__m256i u, __m256i s) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
-}
-#define LD(p) _mm256_loadu_si256((const __m256i *)(p))
-
-V3 static float v3i_q8_0(const uint8_t *b, const tn_xq *x, int64_t n) {
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 32; i++, b += 34) {
-        __m256i w = LD(b + 2), v = LD(x->q + 32 * i);
-        __m256i t = v3_udot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(v, w));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(v3_f16(b) * x->d[i]), _mm256_cvtepi32_ps(t), acc);
-    }
-    return v3_hsum(acc);
-}
-
-V3 static float v3i_q4_0(const uint8_t *b, const tn_xq *x, int64_t n) {
-    __m256 acc = _mm256_setzero_ps();
-    float corr = 0;
-    const __m128i m4 = _mm_set1_epi8(0x0F);
-    for (int64_t i = 0; i < n / 32; i++, b += 18) {
-        __m128i q = _mm_loadu_si128((const __m128i *)(b + 2));
-        __m256i u = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m4), _mm_and_si128(q, m4));
-        const float dd = v3_f16(b) * x->d[i];
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(v3_udot(u, LD(x->q + 32 * i))), acc);
-        corr += dd * (float)(8 * (x->s[2 * i] + x->s[2 * i + 1]));
-    }
-    return v3_hsum(acc) - corr;
-}
-
-V3 static float v3i_q5_0(const uint8_t *b, const tn_xq *x, int64_t n) {
-    __m256 acc = _mm256_setzero_ps();
-    float corr = 0;
-    const __m128i m4 = _mm_set1_epi8(0x0F);
+/* int8 activations (see tn_xq): qmatvec_x86.h's kernels, for AVX2
+ * (maddubs multiplies unsigned by signed bytes into int16 pairs, madd sums
+ * the pairs into 8 int32 lanes) and for AVX-512 VNNI (vpdpbusd does both in
+ * one instruction; Zen 4, Ice Lake and later). */
+#define KATTR V3
+#define KN(name) v3i_##name
+#define UDOT(u, s) _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1))
+/* byte k of the fifth-bit mask: 0xFF where bit k of qh is set (llama.cpp's bytes_from_bits_32) */
+#define HIBIT5(u, p) v3_hibit5((u), (p))
+V3 static inline __m256i v3_hibit5(__m256i u, const uint8_t *p) {
+    uint32_t qh;
+    memcpy(&qh, p, 4);
     const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0x0000000000000000);
-    const __m256i bits = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe), ones = _mm256_set1_epi64x(-1);
-    const __m256i b10 = _mm256_set1_epi8(0x10);
-    for (int64_t i = 0; i < n / 32; i++, b += 22) {
-        uint32_t qh;
-        memcpy(&qh, b + 2, 4);
-        __m256i hb = _mm256_cmpeq_epi8(_mm256_or_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), shuf), bits), ones);
-        __m128i q = _mm_loadu_si128((const __m128i *)(b + 6));
-        __m256i nib = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m4), _mm_and_si128(q, m4));
-        __m256i u = _mm256_or_si256(nib, _mm256_and_si256(hb, b10));
-        const float dd = v3_f16(b) * x->d[i];
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(v3_udot(u, LD(x->q + 32 * i))), acc);
-        corr += dd * (float)(16 * (x->s[2 * i] + x->s[2 * i + 1]));
-    }
-    return v3_hsum(acc) - corr;
+    const __m256i hb = _mm256_cmpeq_epi8(_mm256_or_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), shuf), _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)),
+                                         _mm256_set1_epi64x(-1));
+    return _mm256_or_si256(u, _mm256_and_si256(hb, _mm256_set1_epi8(0x10)));
 }
+#include "generate/qmatvec_x86.h"
+#undef KATTR
+#undef KN
+#undef UDOT
+#undef HIBIT5
 
-V3 static float v3i_q4_k(const uint8_t *b, const tn_xq *x, int64_t n) {
-    __m256 acc = _mm256_setzero_ps();
-    float corr = 0;
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    for (int64_t i = 0; i < n / 256; i++, b += 144) {
-        const float d = v3_f16(b), dmin = v3_f16(b + 2);
-        const uint8_t *sc = b + 4, *q = b + 16;
-        for (int c = 0; c < 4; c++, q += 32) {
-            const int64_t k = 8 * i + 2 * c;
-            uint8_t s1, m1, s2, m2;
-            scale_min_k4(2 * c, sc, &s1, &m1);
-            scale_min_k4(2 * c + 1, sc, &s2, &m2);
-            __m256i qq = LD(q);
-            __m256i lo = _mm256_and_si256(qq, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qq, 4), m4);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * s1 * x->d[k]), _mm256_cvtepi32_ps(v3_udot(lo, LD(x->q + 32 * k))), acc);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * s2 * x->d[k + 1]), _mm256_cvtepi32_ps(v3_udot(hi, LD(x->q + 32 * k + 32))), acc);
-            corr += dmin * (m1 * x->d[k] * (float)(x->s[2 * k] + x->s[2 * k + 1]) + m2 * x->d[k + 1] * (float)(x->s[2 * k + 2] + x->s[2 * k + 3]));
-        }
-    }
-    return v3_hsum(acc) - corr;
+#define VN __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")))
+#define KATTR VN
+#define KN(name) vni_##name
+#define UDOT(u, s) _mm256_dpbusd_epi32(_mm256_setzero_si256(), (u), (s))
+#define HIBIT5(u, p) vn_hibit5((u), (p))
+VN static inline __m256i vn_hibit5(__m256i u, const uint8_t *p) {
+    uint32_t qh;
+    memcpy(&qh, p, 4);
+    return _mm256_mask_add_epi8(u, (__mmask32)qh, u, _mm256_set1_epi8(0x10));
 }
-
-V3 static float v3i_q6_k(const uint8_t *b, const tn_xq *x, int64_t n) {
-    __m256 acc = _mm256_setzero_ps();
-    float corr = 0;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
-    for (int64_t i = 0; i < n / 256; i++, b += 210) {
-        const float d = v3_f16(b + 208);
-        const uint8_t *ql = b, *qh = b + 128;
-        const int8_t *sc = (const int8_t *)(b + 192);
-        for (int h = 0; h < 2; h++, ql += 64, qh += 32, sc += 8) {
-            const int64_t k0 = 8 * i + 4 * h;
-            __m256i L0 = LD(ql), L1 = LD(ql + 32), Hh = LD(qh);
-            __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(L0, m4), _mm256_slli_epi16(_mm256_and_si256(Hh, m3), 4));
-            q[1] = _mm256_or_si256(_mm256_and_si256(L1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(Hh, 2), m3), 4));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L0, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(Hh, 4), m3), 4));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(L1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(Hh, 6), m3), 4));
-            for (int k = 0; k < 4; k++) {
-                const int64_t kb = k0 + k;
-                __m256i p = _mm256_maddubs_epi16(q[k], LD(x->q + 32 * kb));
-                __m256i s16 = _mm256_set_m128i(_mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]));
-                const float dd = d * x->d[kb];
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(_mm256_madd_epi16(p, s16)), acc);
-                corr += dd * (float)(32 * (sc[2 * k] * x->s[2 * kb] + sc[2 * k + 1] * x->s[2 * kb + 1]));
-            }
-        }
-    }
-    return v3_hsum(acc) - corr;
-}
-
-
-/* The same with AVX-512 VNNI (256-bit vpdpbusd: the unsigned×signed byte
- * products summed into int32 lanes in one instruction), where the CPU has
- * AVX512_VNNI and AVX512VL (Zen 4, Ice Lake and later). */
-#define VN __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
-VN static inline __m256i vn_udot(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
-VN static float vni_q8_0(const uint8_t *b, const tn_xq *x, int64_t n) {
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 32; i++, b += 34) {
-        __m256i w = LD(b + 2), v = LD(x->q + 32 * i);
-        __m256i t = vn_udot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(v, w));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(v3_f16(b) * x->d[i]), _mm256_cvtepi32_ps(t), acc);
-    }
-    return v3_hsum(acc);
-}
-
-VN static float vni_q5_0(const uint8_t *b, const tn_xq *x, int64_t n) {
-    __m256 acc = _mm256_setzero_ps();
-    float corr = 0;
-    const __m128i m4 = _mm_set1_epi8(0x0F);
-    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0x0000000000000000);
-    const __m256i bits = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe), ones = _mm256_set1_epi64x(-1);
-    const __m256i b10 = _mm256_set1_epi8(0x10);
-    for (int64_t i = 0; i < n / 32; i++, b += 22) {
-        uint32_t qh;
-        memcpy(&qh, b + 2, 4);
-        __m256i hb = _mm256_cmpeq_epi8(_mm256_or_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), shuf), bits), ones);
-        __m128i q = _mm_loadu_si128((const __m128i *)(b + 6));
-        __m256i nib = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m4), _mm_and_si128(q, m4));
-        __m256i u = _mm256_or_si256(nib, _mm256_and_si256(hb, b10));
-        const float dd = v3_f16(b) * x->d[i];
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(vn_udot(u, LD(x->q + 32 * i))), acc);
-        corr += dd * (float)(16 * (x->s[2 * i] + x->s[2 * i + 1]));
-    }
-    return v3_hsum(acc) - corr;
-}
-
-VN static float vni_q4_0(const uint8_t *b, const tn_xq *x, int64_t n) {
-    __m256 acc = _mm256_setzero_ps();
-    float corr = 0;
-    const __m128i m4 = _mm_set1_epi8(0x0F);
-    for (int64_t i = 0; i < n / 32; i++, b += 18) {
-        __m128i q = _mm_loadu_si128((const __m128i *)(b + 2));
-        __m256i u = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m4), _mm_and_si128(q, m4));
-        const float dd = v3_f16(b) * x->d[i];
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(vn_udot(u, LD(x->q + 32 * i))), acc);
-        corr += dd * (float)(8 * (x->s[2 * i] + x->s[2 * i + 1]));
-    }
-    return v3_hsum(acc) - corr;
-}
+#include "generate/qmatvec_x86.h"
+#undef KATTR
+#undef KN
+#undef UDOT
+#undef HIBIT5
 
 static int have_vnni(void) {
     static int v = -1;
     if (v < 0) {
         __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512f");
+        v = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512f");
     }
     return v && !tn_qmatvec_portable_only && !tn_qmatvec_no_vnni;
 }
@@ -525,6 +413,30 @@ static int have_v3(void) {
 }
 #define TN_HAVE_V3 1
 #endif
+
+/* One product on the decode pool (generate/pool.h): rows handed out in
+ * chunks of a multiple of 16 (whole cache lines of y) from a shared counter,
+ * so that a thread the system delays takes fewer. */
+typedef struct {
+    float (*idot)(const uint8_t *, const tn_xq *, int64_t);
+    const uint8_t *base;
+    uint64_t row_bytes;
+    const tn_xq *x;
+    float *y;
+    int64_t rows, cols, chunk;
+    atomic_llong next;
+} mv_job;
+
+static void mv_rows(void *ctx, int ith, int nth) {
+    (void)ith, (void)nth;
+    mv_job *j = ctx;
+    for (;;) {
+        const int64_t r0 = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
+        if (r0 >= j->rows) break;
+        const int64_t r1 = r0 + j->chunk < j->rows ? r0 + j->chunk : j->rows;
+        for (int64_t r = r0; r < r1; r++) j->y[r] = j->idot(j->base + (uint64_t)r * j->row_bytes, j->x, j->cols);
+    }
+}
 
 int tn_qmatvec_portable_only = -1;
 int tn_qmatvec_fp32_act = -1;
@@ -571,17 +483,26 @@ void tn_qmatvec(int type, const void *w, const float *x, float *y, int64_t rows,
             case TN_GGML_Q8_0: idot = vni_q8_0; break;
             case TN_GGML_Q4_0: idot = vni_q4_0; break;
             case TN_GGML_Q5_0: idot = vni_q5_0; break;
+            case TN_GGML_Q4_K: idot = vni_q4_k; break;
+            case TN_GGML_Q6_K: idot = vni_q6_k; break;
             default: break;
             }
 #endif
-        int8_t *xq = malloc((size_t)cols + sizeof(float) * (size_t)(cols / 32) + sizeof(int32_t) * (size_t)(cols / 16) + 64);
+        int8_t *xq = malloc((size_t)cols + sizeof(float) * (size_t)(cols / 32) + sizeof(int32_t) * (size_t)(cols / 16 + cols / 32) + 64);
         if (xq) {
             float *xd = (float *)(xq + ((cols + 63) & ~(int64_t)63));
-            int32_t *xs = (int32_t *)(xd + cols / 32);
-            quantize_x(x, cols, xq, xd, xs);
-            const tn_xq X = {xq, xd, xs};
+            int32_t *xs = (int32_t *)(xd + cols / 32), *xs32 = xs + cols / 16;
+            quantize_x(x, cols, xq, xd, xs, xs32);
+            const tn_xq X = {xq, xd, xs, xs32};
+            const int nth = tn_pool_threads();
+            if (nth > 1 && rows * cols > 32768 && rows >= 32) {
+                int64_t chunk = (rows / (8 * nth) + 15) & ~(int64_t)15;
+                mv_job job = {idot, base, row_bytes, &X, y, rows, cols, chunk < 16 ? 16 : chunk, 0};
+                tn_pool_run(mv_rows, &job);
+            } else {
 #pragma omp parallel for schedule(static) if (rows * cols > 32768)
-            for (int64_t r = 0; r < rows; r++) y[r] = idot(base + (uint64_t)r * row_bytes, &X, cols);
+                for (int64_t r = 0; r < rows; r++) y[r] = idot(base + (uint64_t)r * row_bytes, &X, cols);
+            }
             free(xq);
             return;
         }

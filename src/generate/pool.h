@@ -1,0 +1,28 @@
+/* pool.h - the threads of single-token decoding: a small fixed pool that
+ * runs one function on every thread and returns when all are done, for the
+ * ~200 short parallel steps of a token (matrix-vector products, attention).
+ *
+ * Why not OpenMP: tune runs libgomp with OMP_WAIT_POLICY=PASSIVE (see
+ * util/platform.h: spinning workers cost up to 10x under load in training),
+ * so every parallel region wakes its sleeping workers through the kernel,
+ * which in a virtual machine costs ~50 us a region: a quarter of a token's
+ * time. These workers instead wait for the next step by spinning (with the
+ * CPU's pause, then sched_yield so that other programs still run) for up to
+ * TUNE_POOL_SPIN_US microseconds (default 2000) after their last step, and
+ * only then sleep on a condition variable; decoding keeps them busy, the
+ * rest of the program never wakes them. The thread count is OpenMP's
+ * (omp_get_max_threads: OMP_NUM_THREADS). */
+#ifndef TUNE_POOL_H
+#define TUNE_POOL_H
+
+/* fn(ctx, ith, nth) for ith = 0 .. nth-1, ith 0 on the calling thread;
+ * returns when all have returned. Not reentrant: call it from one thread at
+ * a time, never from inside fn or an OpenMP region (it then runs fn on the
+ * caller alone, nth = 1). */
+typedef void (*tn_pool_fn)(void *ctx, int ith, int nth);
+void tn_pool_run(tn_pool_fn fn, void *ctx);
+/* The number of threads tn_pool_run uses (creates none); 0 when the
+ * environment says TUNE_POOL=0: callers then use OpenMP as before. */
+int tn_pool_threads(void);
+
+#endif
