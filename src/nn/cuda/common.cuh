@@ -74,6 +74,41 @@ __device__ __forceinline__ float block_max(float v) {
     return warp_max(v);
 }
 
+/* Eight consecutive elements as fp32, through one 16-byte access (bf16) or
+ * two (fp32): the caller checks 16-byte alignment and the count (vec8_ok). */
+__device__ __forceinline__ void ld8(const float *p, size_t i, float *v) {
+    float4 a = *(const float4 *)(p + i), b = *(const float4 *)(p + i + 4);
+    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+}
+__device__ __forceinline__ void ld8(const bf16 *p, size_t i, float *v) {
+    uint4 r = *(const uint4 *)(p + i);
+    const __nv_bfloat162 *h = (const __nv_bfloat162 *)&r;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        float2 f = __bfloat1622float2(h[k]);
+        v[2 * k] = f.x, v[2 * k + 1] = f.y;
+    }
+}
+__device__ __forceinline__ void st8(float *p, size_t i, const float *v) {
+    *(float4 *)(p + i) = make_float4(v[0], v[1], v[2], v[3]);
+    *(float4 *)(p + i + 4) = make_float4(v[4], v[5], v[6], v[7]);
+}
+__device__ __forceinline__ void st8(bf16 *p, size_t i, const float *v) {
+    uint4 r;
+    __nv_bfloat162 *h = (__nv_bfloat162 *)&r;
+#pragma unroll
+    for (int k = 0; k < 4; k++) h[k] = __floats2bfloat162_rn(v[2 * k], v[2 * k + 1]);
+    *(uint4 *)(p + i) = r;
+}
+/* Whether n elements at these pointers (NULL ignored) can go eight at a time. */
+static inline int vec8_ok(int64_t n, const void *a, const void *b = NULL, const void *c = NULL, const void *d = NULL) {
+    const void *ps[4] = {a, b, c, d};
+    if (n % 8) return 0;
+    for (int i = 0; i < 4; i++)
+        if (ps[i] && ((uintptr_t)ps[i] % 16)) return 0;
+    return 1;
+}
+
 static inline unsigned blocks_for(int64_t n, int threads) { return (unsigned)((n + threads - 1) / threads); }
 
 /* Runs the statements with T bound to the storage type of dt (float or bf16). */
