@@ -177,7 +177,7 @@ static uint64_t slots_bytes(const uint64_t bb[S_BF16_COUNT], const uint64_t fb[F
 }
 
 static int chunk_rows_for(const tn_spec *s, int T) {
-    int64_t rows = ((int64_t)128 << 20) / (int64_t)s->vocab_size; /* ~256 MiB of bf16 logits */
+    int64_t rows = ((int64_t)64 << 20) / (int64_t)s->vocab_size; /* ~128 MiB of bf16 logits */
     if (rows < 64) rows = 64;
     if (rows > T) rows = T;
     return (int)rows;
@@ -191,7 +191,7 @@ static void work_sizes(const tn_spec *s, int B, int S, int r, int flash, uint64_
     int T = B * S;
     int64_t H = s->hidden, Q = s->n_heads * s->head_dim, KV = s->n_kv_heads * s->head_dim, F = s->intermediate, V = s->vocab_size;
     int64_t wide = H > F ? H : F;
-    int64_t big = 2 * F > 2 * Q + 2 * KV ? 2 * F : 2 * Q + 2 * KV;
+    int64_t big = F > 2 * Q + 2 * KV ? F : 2 * Q + 2 * KV; /* dh (then du), or datt, dq, dk, dv */
     memset(w, 0, sizeof(uint64_t) * W_COUNT);
     w[W_XN] = (uint64_t)T * H * 2;
     w[W_H] = (uint64_t)T * wide * 2;
@@ -698,9 +698,9 @@ static int layer_backward(tn_gpu *g, int l, int B, int S, int want_grads) {
         ddown = g->dpre;
     }
     PROF(g, P_ELEM, mlp_act_forward(g, g->hbuf, sl->b[S_G], sl->b[S_U], TF)); /* h, rebuilt */
-    uint16_t *dh = g->dbig, *dg = dh + TF;
+    uint16_t *dh = g->dbig, *dg = g->hbuf;
     TRY(linear_backward(g, dh, 0.f, ddown, g->hbuf, l, TN_MOD_DOWN, sl, T, want_grads));
-    /* dg, and du written over dh */
+    /* dg written over h (no longer needed), du over dh */
     PROF(g, P_ELEM, tn_cuda_glu_backward_write(g->ctx, g->geglu, dg, dh, dh, sl->b[S_G], sl->b[S_U], BF, TF));
     void *du = dh;
     PROF(g, P_NORM, tn_cuda_rmsnorm_forward(g->ctx, g->xn, g->rstd_tmp, sl->b[S_MID], d->norm2, BF, T, H, g->eps, g->one_plus)); /* xn2 */
