@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "generate/pool.h"
 #include "generate/qmatvec.h"
 #include "nn/ops.h"
 #include "quant/dequant_gguf.h"
@@ -188,42 +189,64 @@ static void linear(float *y, const float *x, const float *w, const float *b, int
     linear_q(NULL, NULL, y, x, w, b, n, in, out, lora, layer, k, xa);
 }
 
-/* Attention of n new queries (positions p0..p0+n-1) over the cache. */
-static void attend(const tn_infer *s, const tn_spec *sp, int l, int p0, int n) {
+/* Attention of query i (position p0 + i), head h, over the cache. */
+static void attend_one(const tn_infer *s, const tn_spec *sp, int l, int p0, int i, int h) {
     int nh = (int)sp->n_heads, nkv = (int)sp->n_kv_heads, hd = (int)sp->head_dim, KV = nkv * hd, Q = nh * hd;
     float scale = tn_spec_attention_scale(sp);
     float cap = sp->family->softcaps ? (float)sp->attn_softcap : 0.0f;
     int window = tn_spec_layer_window(sp, l);
     const float *K = s->k + (int64_t)l * s->max_ctx * KV, *Vc = s->v + (int64_t)l * s->max_ctx * KV;
+    int pos = p0 + i, kvh = h / (nh / nkv);
+    int j0 = window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
+    const float *q = s->q + (int64_t)i * Q + (int64_t)h * hd;
+    float local[4096];
+    float *w = (pos - j0 + 1) <= 4096 ? local : malloc(sizeof(float) * (size_t)(pos - j0 + 1));
+    float mx = -INFINITY;
+    for (int j = j0; j <= pos; j++) {
+        const float *kj = K + (int64_t)j * KV + (int64_t)kvh * hd;
+        float d = 0;
+        for (int e = 0; e < hd; e++) d += q[e] * kj[e];
+        d *= scale;
+        if (cap > 0) d = cap * tanhf(d / cap);
+        w[j - j0] = d;
+        if (d > mx) mx = d;
+    }
+    float sum = 0;
+    for (int j = j0; j <= pos; j++) sum += (w[j - j0] = expf(w[j - j0] - mx));
+    float *out = s->att + (int64_t)i * Q + (int64_t)h * hd;
+    for (int e = 0; e < hd; e++) out[e] = 0;
+    for (int j = j0; j <= pos; j++) {
+        const float *vj = Vc + (int64_t)j * KV + (int64_t)kvh * hd;
+        float p = w[j - j0] / sum;
+        for (int e = 0; e < hd; e++) out[e] += p * vj[e];
+    }
+    if (w != local) free(w);
+}
+
+typedef struct {
+    const tn_infer *s;
+    const tn_spec *sp;
+    int l, p0;
+} attend_job;
+
+/* One token's heads spread over the decode pool (generate/pool.h). */
+static void attend_heads(void *ctx, int ith, int nth) {
+    const attend_job *a = ctx;
+    const int nh = (int)a->sp->n_heads; /* contiguous heads: a thread reads fewer kv heads */
+    for (int h = ith * nh / nth; h < (ith + 1) * nh / nth; h++) attend_one(a->s, a->sp, a->l, a->p0, 0, h);
+}
+
+/* Attention of n new queries (positions p0..p0+n-1) over the cache. */
+static void attend(const tn_infer *s, const tn_spec *sp, int l, int p0, int n) {
+    int nh = (int)sp->n_heads;
+    if (n == 1 && tn_pool_threads() > 1) {
+        attend_job a = {s, sp, l, p0};
+        tn_pool_run(attend_heads, &a);
+        return;
+    }
 #pragma omp parallel for collapse(2) schedule(dynamic)
     for (int i = 0; i < n; i++)
-        for (int h = 0; h < nh; h++) {
-            int pos = p0 + i, kvh = h / (nh / nkv);
-            int j0 = window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
-            const float *q = s->q + (int64_t)i * Q + (int64_t)h * hd;
-            float local[4096];
-            float *w = (pos - j0 + 1) <= 4096 ? local : malloc(sizeof(float) * (size_t)(pos - j0 + 1));
-            float mx = -INFINITY;
-            for (int j = j0; j <= pos; j++) {
-                const float *kj = K + (int64_t)j * KV + (int64_t)kvh * hd;
-                float d = 0;
-                for (int e = 0; e < hd; e++) d += q[e] * kj[e];
-                d *= scale;
-                if (cap > 0) d = cap * tanhf(d / cap);
-                w[j - j0] = d;
-                if (d > mx) mx = d;
-            }
-            float sum = 0;
-            for (int j = j0; j <= pos; j++) sum += (w[j - j0] = expf(w[j - j0] - mx));
-            float *out = s->att + (int64_t)i * Q + (int64_t)h * hd;
-            for (int e = 0; e < hd; e++) out[e] = 0;
-            for (int j = j0; j <= pos; j++) {
-                const float *vj = Vc + (int64_t)j * KV + (int64_t)kvh * hd;
-                float p = w[j - j0] / sum;
-                for (int e = 0; e < hd; e++) out[e] += p * vj[e];
-            }
-            if (w != local) free(w);
-        }
+        for (int h = 0; h < nh; h++) attend_one(s, sp, l, p0, i, h);
 }
 
 /* One Granite 4.0-H layer over n new tokens (as train/hybrid.c), carrying
