@@ -442,6 +442,15 @@ int tn_qmatvec_portable_only = -1;
 int tn_qmatvec_fp32_act = -1;
 int tn_qmatvec_no_vnni = 0;
 
+const char *tn_qmatvec_kernels(void) {
+    if (tn_qmatvec_portable_only < 0) tn_qmatvec_portable_only = getenv("TUNE_NO_SIMD") != NULL;
+#ifdef TN_HAVE_V3
+    if (have_v3() && have_vnni()) return "avx512-vnni";
+    if (have_v3()) return "avx2";
+#endif
+    return "portable";
+}
+
 int tn_qmatvec_fast(int type) {
     return type == TN_GGML_Q8_0 || type == TN_GGML_Q4_0 || type == TN_GGML_Q5_0 || type == TN_GGML_Q4_K || type == TN_GGML_Q6_K;
 }

@@ -25,6 +25,9 @@ extern int tn_qmatvec_portable_only;
 extern int tn_qmatvec_fp32_act;
 /* 1: the AVX2 int8 kernels even where AVX-512 VNNI is there (tests). */
 extern int tn_qmatvec_no_vnni;
+/* Which int8 kernels tn_qmatvec runs now: "avx512-vnni", "avx2" or
+ * "portable" (after the flags above). */
+const char *tn_qmatvec_kernels(void);
 /* y[r] = (Σ_c W[r, c]·x[c]) for r < rows, W rows of `cols` values of ggml
  * type `type` laid end to end from w (cols a multiple of the block size). */
 void tn_qmatvec(int type, const void *w, const float *x, float *y, int64_t rows, int64_t cols);
