@@ -1,12 +1,15 @@
 /* qmatvec.h - matrix-vector products that read ggml-quantized rows as a GGUF
  * stores them (no fp32 copy of the weights): y[r] = Σ_blocks d·Σ q·x for
  * single-token decoding, x quantized to int8 blocks by default (see
- * tn_qmatvec_fp32_act). Q4_0, Q5_0, Q8_0, Q4_K and Q6_K have
- * their own kernels (16 float lanes the compiler vectorises; on x86-64 GCC
- * builds clones for AVX-512 and AVX2 chosen at run time); every other type
- * tn_gguf_dequantize_row reads goes through a row dequantized into a
- * per-thread buffer. With fp32 activations the result equals
- * dequantize-then-multiply up to the order of the float additions. Rows are spread over the cores (OpenMP). */
+ * tn_qmatvec_fp32_act). Q4_0, Q5_0, Q8_0, Q4_K and Q6_K have kernels of
+ * their own: with int8 activations, AVX-512 VNNI or AVX2 ones
+ * (qmatvec_x86.h) chosen at run time on x86-64, portable C elsewhere; with
+ * fp32 activations, 16 float lanes the compiler vectorises (GCC clones for
+ * AVX-512 and AVX2 on x86-64). Every other type tn_gguf_dequantize_row
+ * reads goes through a row dequantized into a per-thread buffer. With fp32
+ * activations the result equals dequantize-then-multiply up to the order
+ * of the float additions. Rows are spread over the decode pool's threads
+ * (generate/pool.h; OpenMP when TUNE_POOL=0). */
 #ifndef TUNE_QMATVEC_H
 #define TUNE_QMATVEC_H
 
