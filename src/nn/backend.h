@@ -132,6 +132,18 @@ int tn_cuda_gemm_dyw(tn_cuda *ctx, void *dx, tn_dev_dtype out_dt, const void *dy
                      int T, int in, int out, float alpha, float beta);
 int tn_cuda_gemm_dytx(tn_cuda *ctx, void *dw, tn_dev_dtype out_dt, const void *dy, const void *x, tn_dev_dtype in_dt,
                       int T, int in, int out, float alpha, float beta);
+/* The same three with each operand's row stride (row-major leading dimension, in elements, at least its row's
+ * length), for column blocks of wider buffers (the LoRA products of modules that share an input):
+ *   y[T,out] (ldy) = alpha·x[T,in] (ldx)·W[out,in] (ldw)ᵀ + beta·y
+ *   dx[T,in] (lddx) = alpha·dy[T,out] (lddy)·W[out,in] (ldw) + beta·dx
+ *   dw[out,in] (lddw) = alpha·dy[T,out] (lddy)ᵀ·x[T,in] (ldx) + beta·dw
+ * Elements outside each operand's columns are neither read nor written. */
+int tn_cuda_gemm_xwt_ld(tn_cuda *ctx, void *y, int ldy, tn_dev_dtype out_dt, const void *x, int ldx, const void *w, int ldw,
+                        tn_dev_dtype in_dt, int T, int in, int out, float alpha, float beta);
+int tn_cuda_gemm_dyw_ld(tn_cuda *ctx, void *dx, int lddx, tn_dev_dtype out_dt, const void *dy, int lddy, const void *w, int ldw,
+                        tn_dev_dtype in_dt, int T, int in, int out, float alpha, float beta);
+int tn_cuda_gemm_dytx_ld(tn_cuda *ctx, void *dw, int lddw, tn_dev_dtype out_dt, const void *dy, int lddy, const void *x, int ldx,
+                         tn_dev_dtype in_dt, int T, int in, int out, float alpha, float beta);
 
 /* y = alpha·x + beta·y over n elements of type dt (beta = 0: y is not read). */
 int tn_cuda_axpby(tn_cuda *ctx, void *y, const void *x, float alpha, float beta, tn_dev_dtype dt, int64_t n);

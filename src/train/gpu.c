@@ -14,7 +14,19 @@
  *   forward   xa = x·Aᵀ;  y += s·xa·Bᵀ
  *   backward  dB += s·dyᵀ·xa;  dxa = s·dy·B;  dA += dxaᵀ·x;  dx += dxa·A
  * with fp32 gradients (cuBLASLt writes fp32 from bf16 operands) and bf16
- * copies of A and B refreshed after every update. */
+ * copies of A and B refreshed after every update.
+ *
+ * Modules that read the same input share their thin products (each re-reads
+ * or re-writes a whole [T, in] activation): the adapted ones of a group (q,
+ * k, v; gate, up; o and down alone) have their A's contiguous on the device,
+ * [A_1; A_2; ...] = A_g [n·r, in], so
+ *   forward   xa_g = x·A_gᵀ [T, n·r] once;  y_j += s·xa_j·B_jᵀ (xa_j: columns j·r.. of xa_g)
+ *   backward  dxa_j = s·dy_j·B_j into columns j·r.. of dxa_g [T, n·r];  then once
+ *             dA_g += dxa_gᵀ·x;  dx += dxa_g·A_g
+ * The device layout of the LoRA parameters (p, p16, grad, moments; the
+ * optimizer is elementwise): per layer, the A's of its adapted modules in
+ * table order, then their B's (lora_layout); tn_gpu_upload / download map it
+ * to and from tn_lora's host layout (each module [A][B]) a matrix at a time. */
 #define _POSIX_C_SOURCE 200809L
 #include "train/gpu.h"
 
@@ -124,6 +136,7 @@ struct tn_gpu {
     int64_t n_params;
     float *p, *grad, *mom1, *mom2;
     void *p16;
+    int64_t *dev_a, *dev_b; /* [lora->n] offsets of each module's A and B in the device layout */
     /* activations */
     void *arena;
     uint64_t arena_bytes, planned, context;
@@ -183,6 +196,9 @@ static int chunk_rows_for(const tn_spec *s, int T) {
     return (int)rows;
 }
 
+/* The most LoRA modules sharing one input (q, k, v). */
+enum { LORA_GROUP_MAX = 3 };
+
 /* The workspaces every layer shares (sizes in bytes, in carve order). */
 enum { W_XN, W_H, W_DRES, W_DBRANCH, W_DPRE, W_DBIG, W_DXA, W_FN, W_LOGITS, W_FRSTD, W_LOSSES, W_RSTD, W_IDS, W_LABELS,
        W_POS, W_FLASH, W_F32ATT, W_COUNT };
@@ -197,7 +213,7 @@ static void work_sizes(const tn_spec *s, int B, int S, int r, int flash, uint64_
     w[W_H] = (uint64_t)T * wide * 2;
     w[W_DRES] = w[W_DBRANCH] = w[W_DPRE] = (uint64_t)T * H * 2;
     w[W_DBIG] = (uint64_t)T * big * 2;
-    w[W_DXA] = (uint64_t)T * (r > 0 ? r : 1) * 2;
+    w[W_DXA] = (uint64_t)T * LORA_GROUP_MAX * (r > 0 ? r : 1) * 2; /* dxa of a group, [T, n·r] */
     w[W_FN] = (uint64_t)T * H * 2;
     w[W_LOGITS] = (uint64_t)chunk_rows_for(s, T) * V * 2;
     w[W_FRSTD] = w[W_LOSSES] = w[W_RSTD] = (uint64_t)T * 4;
@@ -314,39 +330,102 @@ static int upload_weights(tn_gpu *g) {
 
 /* ---- LoRA state -------------------------------------------------------- */
 
-static int64_t off_of(const tn_gpu *g, const float *host) { return host - g->lora->params; }
-static void *a16(const tn_gpu *g, const tn_lora_module *mod) { return (uint16_t *)g->p16 + off_of(g, mod->a); }
-static void *b16(const tn_gpu *g, const tn_lora_module *mod) { return (uint16_t *)g->p16 + off_of(g, mod->b); }
-static float *da_of(const tn_gpu *g, const tn_lora_module *mod) { return g->grad + off_of(g, mod->a); }
-static float *db_of(const tn_gpu *g, const tn_lora_module *mod) { return g->grad + off_of(g, mod->b); }
+/* The device layout: layer by layer, the A's [r, in] of the layer's adapted
+ * modules in table order, then their B's [out, r] in the same order. The
+ * adapted modules of a group (q, k, v; gate, up) are neighbours in table
+ * order with nothing adapted between them, so their A's are one [n·r, in]
+ * matrix (checked here: same in, offsets end to end). */
+static int lora_layout(tn_gpu *g) {
+    const tn_lora *lo = g->lora;
+    int64_t r = g->r, off = 0;
+    g->dev_a = tn_malloc((size_t)lo->n * sizeof *g->dev_a, "LoRA layout");
+    g->dev_b = tn_malloc((size_t)lo->n * sizeof *g->dev_b, "LoRA layout");
+    if (!g->dev_a || !g->dev_b) return -1;
+    for (int i = 0; i < lo->n; i++) g->dev_a[i] = g->dev_b[i] = -1;
+    for (int l = 0; l < g->L; l++) {
+        for (int k = 0; k < TN_MOD_COUNT; k++) {
+            int i = lo->index[l * TN_MOD_COUNT + k];
+            if (i < 0) continue;
+            g->dev_a[i] = off;
+            off += r * lo->mods[i].in;
+        }
+        for (int k = 0; k < TN_MOD_COUNT; k++) {
+            int i = lo->index[l * TN_MOD_COUNT + k];
+            if (i < 0) continue;
+            g->dev_b[i] = off;
+            off += r * lo->mods[i].out;
+        }
+    }
+    if (off != lo->n_params) return tn_fail("gpu: the LoRA device layout holds %lld of %lld parameters (a bug)", (long long)off, (long long)lo->n_params);
+    for (int i = 0; i < lo->n; i++)
+        if (g->dev_a[i] < 0 || g->dev_b[i] < 0) return tn_fail("gpu: LoRA module %d is not in the device layout (a bug)", i);
+    static const int groups[2][2] = {{TN_MOD_Q, TN_MOD_V}, {TN_MOD_GATE, TN_MOD_UP}};
+    for (int l = 0; l < g->L; l++)
+        for (int gi = 0; gi < 2; gi++) {
+            int prev = -1;
+            for (int k = groups[gi][0]; k <= groups[gi][1]; k++) {
+                int i = lo->index[l * TN_MOD_COUNT + k];
+                if (i < 0) continue;
+                if (prev >= 0 && (lo->mods[i].in != lo->mods[prev].in || g->dev_a[i] != g->dev_a[prev] + r * lo->mods[prev].in))
+                    return tn_fail("gpu: layer %d: the A's of %s and %s are not one matrix (a bug)", l, tn_module_names[lo->mods[prev].module],
+                                   tn_module_names[k]);
+                prev = i;
+            }
+        }
+    return 0;
+}
+
+static int64_t mod_index(const tn_gpu *g, const tn_lora_module *mod) { return mod - g->lora->mods; }
+static void *a16(const tn_gpu *g, const tn_lora_module *mod) { return (uint16_t *)g->p16 + g->dev_a[mod_index(g, mod)]; }
+static void *b16(const tn_gpu *g, const tn_lora_module *mod) { return (uint16_t *)g->p16 + g->dev_b[mod_index(g, mod)]; }
+static float *da_of(const tn_gpu *g, const tn_lora_module *mod) { return g->grad + g->dev_a[mod_index(g, mod)]; }
+static float *db_of(const tn_gpu *g, const tn_lora_module *mod) { return g->grad + g->dev_b[mod_index(g, mod)]; }
+
+/* Host layout (tn_lora's: module by module, [A][B], offsets as in lora->params)
+ * to the device layout, or back (up = 0; each download waits), a matrix at a
+ * time. host and dev each hold n_params floats. */
+static int lora_copy(tn_gpu *g, float *dev, float *host, int up) {
+    const tn_lora *lo = g->lora;
+    for (int i = 0; i < lo->n; i++) {
+        const tn_lora_module *mod = &lo->mods[i];
+        int64_t ha = mod->a - lo->params, hb = mod->b - lo->params;
+        size_t na = (size_t)g->r * mod->in * 4, nb = (size_t)g->r * mod->out * 4;
+        if (up) {
+            TRY(tn_cuda_upload(g->ctx, dev + g->dev_a[i], host + ha, na));
+            TRY(tn_cuda_upload(g->ctx, dev + g->dev_b[i], host + hb, nb));
+        } else {
+            TRY(tn_cuda_download(g->ctx, host + ha, dev + g->dev_a[i], na));
+            TRY(tn_cuda_download(g->ctx, host + hb, dev + g->dev_b[i], nb));
+        }
+    }
+    return 0;
+}
 
 static int refresh_bf16(tn_gpu *g) { return g->n_params ? tn_cuda_to_bf16(g->ctx, g->p16, g->p, g->n_params) : 0; }
 
 int tn_gpu_upload(tn_gpu *g, const tn_lora *lora, const tn_adamw *opt) {
     if (!g->n_params) return 0;
-    size_t n = (size_t)g->n_params * 4;
-    TRY(tn_cuda_upload(g->ctx, g->p, lora->params, n));
+    if (lora->n_params != g->n_params) return tn_fail("gpu: the adapter has %lld parameters, the device %lld", (long long)lora->n_params, (long long)g->n_params);
+    TRY(lora_copy(g, g->p, lora->params, 1));
     if (opt && opt->m) {
-        TRY(tn_cuda_upload(g->ctx, g->mom1, opt->m, n));
-        TRY(tn_cuda_upload(g->ctx, g->mom2, opt->v, n));
+        TRY(lora_copy(g, g->mom1, opt->m, 1));
+        TRY(lora_copy(g, g->mom2, opt->v, 1));
     }
     return refresh_bf16(g);
 }
 
 int tn_gpu_download(tn_gpu *g, tn_lora *lora, tn_adamw *opt) {
     if (!g->n_params) return 0;
-    size_t n = (size_t)g->n_params * 4;
-    TRY(tn_cuda_download(g->ctx, lora->params, g->p, n));
+    if (lora->n_params != g->n_params) return tn_fail("gpu: the adapter has %lld parameters, the device %lld", (long long)lora->n_params, (long long)g->n_params);
+    TRY(lora_copy(g, g->p, lora->params, 0));
     if (opt && opt->m) {
-        TRY(tn_cuda_download(g->ctx, opt->m, g->mom1, n));
-        TRY(tn_cuda_download(g->ctx, opt->v, g->mom2, n));
+        TRY(lora_copy(g, g->mom1, opt->m, 0));
+        TRY(lora_copy(g, g->mom2, opt->v, 0));
     }
     return 0;
 }
 
-int tn_gpu_download_grads(tn_gpu *g, float *grads) {
-    return g->n_params ? tn_cuda_download(g->ctx, grads, g->grad, (size_t)g->n_params * 4) : 0;
-}
+int tn_gpu_download_grads(tn_gpu *g, float *grads) { return g->n_params ? lora_copy(g, g->grad, grads, 0) : 0; }
 
 int tn_gpu_zero_grads(tn_gpu *g) { return g->n_params ? tn_cuda_memset(g->ctx, g->grad, 0, (size_t)g->n_params * 4) : 0; }
 
@@ -438,6 +517,7 @@ int tn_gpu_open(tn_gpu **out, tn_model *m, tn_lora *lora, const tn_gpu_options *
         TRY(tn_cuda_memset(g->ctx, g->mom1, 0, n));
         TRY(tn_cuda_memset(g->ctx, g->mom2, 0, n));
         TRY(tn_cuda_memset(g->ctx, g->grad, 0, n));
+        TRY(lora_layout(g));
         TRY(tn_gpu_upload(g, lora, NULL));
     }
     /* Checkpointing: as asked, or as many layers as free memory needs. */
@@ -525,6 +605,7 @@ void tn_gpu_close(tn_gpu *g) {
         tn_cuda_free(g->ctx);
     }
     free(g->host_labels);
+    free(g->dev_a), free(g->dev_b);
     free(g);
 }
 
@@ -542,11 +623,35 @@ int tn_gpu_used(tn_gpu *g, uint64_t *used, uint64_t *total) {
 
 static const tn_lora_module *mod_of(const tn_gpu *g, int l, tn_module k) { return tn_train_lora_mod(g->lora, l, k); }
 
-/* The x·Aᵀ slot of module k of layer l: adapted modules in table order. */
-static void *xa_slot(const tn_gpu *g, const slots *sl, int l, tn_module k, int T) {
-    int n = 0;
-    for (int j = 0; j < (int)k; j++) n += g->lora->index[l * TN_MOD_COUNT + j] >= 0;
-    return (uint16_t *)sl->b[S_XA] + (int64_t)n * T * g->r;
+/* The LoRA group of an adapted module k of layer l: the adapted modules of
+ * the layer that read its input (of q, k, v; of gate, up; k alone otherwise),
+ * in table order. Their A's are one matrix A_g [n·r, in] starting at the
+ * first one's (lora_layout), and their x·Aᵀ one [T, n·r] block of the layer's
+ * S_XA slot (row stride n·r; module k's r columns start at pos·r), placed
+ * after the blocks of the adapted modules before the group in table order:
+ * the slot holds [T, r] per adapted module, as before grouping. */
+typedef struct {
+    const tn_lora_module *first; /* the group's first adapted module: A_g and dA_g start at its A */
+    int n;                       /* adapted modules in the group */
+    int pos;                     /* k's place among them */
+    uint16_t *xa;                /* x·A_gᵀ [T, n·r] */
+} lora_group;
+
+static void group_of(const tn_gpu *g, const slots *sl, int l, tn_module k, int T, lora_group *gr) {
+    int k0 = (int)k, k1 = (int)k;
+    if (k == TN_MOD_Q || k == TN_MOD_K || k == TN_MOD_V) k0 = TN_MOD_Q, k1 = TN_MOD_V;
+    else if (k == TN_MOD_GATE || k == TN_MOD_UP) k0 = TN_MOD_GATE, k1 = TN_MOD_UP;
+    const int *idx = g->lora->index + l * TN_MOD_COUNT;
+    int before = 0;
+    for (int j = 0; j < k0; j++) before += idx[j] >= 0;
+    gr->first = NULL, gr->n = 0, gr->pos = 0;
+    for (int j = k0; j <= k1; j++) {
+        if (idx[j] < 0) continue;
+        if (!gr->first) gr->first = &g->lora->mods[idx[j]];
+        if (j < (int)k) gr->pos++;
+        gr->n++;
+    }
+    gr->xa = (uint16_t *)sl->b[S_XA] + (int64_t)before * T * g->r;
 }
 
 /* y = x·Wᵀ (+ b) + s·(x·Aᵀ)·Bᵀ */
@@ -558,9 +663,13 @@ static int linear_forward(tn_gpu *g, void *y, const void *x, int l, tn_module k,
     if (d->bias[k]) PROF(g, P_ELEM, tn_cuda_add_bias(g->ctx, y, d->bias[k], BF, T, out));
     const tn_lora_module *mod = mod_of(g, l, k);
     if (!mod) return 0;
-    void *xa = xa_slot(g, sl, l, k, T);
-    PROF(g, P_LORA, tn_cuda_gemm_xwt(g->ctx, xa, BF, x, a16(g, mod), BF, T, in, g->r, 1.f, 0.f));
-    PROF(g, P_LORA, tn_cuda_gemm_xwt(g->ctx, y, BF, xa, b16(g, mod), BF, T, g->r, out, g->scale_lora, 1.f));
+    lora_group gr;
+    group_of(g, sl, l, k, T, &gr);
+    int r = g->r, ld = gr.n * r;
+    /* the group's first module computes xa_g = x·A_gᵀ for all of it (layer_forward runs a group's modules in table order) */
+    if (gr.pos == 0) PROF(g, P_LORA, tn_cuda_gemm_xwt(g->ctx, gr.xa, BF, x, a16(g, gr.first), BF, T, in, ld, 1.f, 0.f));
+    const uint16_t *xa = gr.xa + (int64_t)gr.pos * r;
+    PROF(g, P_LORA, tn_cuda_gemm_xwt_ld(g->ctx, y, out, BF, xa, ld, b16(g, mod), r, BF, T, r, out, g->scale_lora, 1.f));
     return 0;
 }
 
@@ -573,12 +682,19 @@ static int linear_backward(tn_gpu *g, void *dx, float beta, const void *dy, cons
     PROF(g, P_GEMM, tn_cuda_gemm_dyw(g->ctx, dx, BF, dy, d->w[k], BF, T, in, out, 1.f, beta));
     const tn_lora_module *mod = mod_of(g, l, k);
     if (!mod || !want_grads) return 0;
-    void *xa = xa_slot(g, sl, l, k, T);
+    lora_group gr;
+    group_of(g, sl, l, k, T, &gr);
+    int r = g->r, ld = gr.n * r;
+    const uint16_t *xa = gr.xa + (int64_t)gr.pos * r;
+    uint16_t *dxa = (uint16_t *)g->dxa + (int64_t)gr.pos * r; /* module k's columns of dxa_g [T, n·r] */
     float s = g->scale_lora;
-    PROF(g, P_LORA, tn_cuda_gemm_dytx(g->ctx, db_of(g, mod), TN_F32, dy, xa, BF, T, g->r, out, s, 1.f));
-    PROF(g, P_LORA, tn_cuda_gemm_dyw(g->ctx, g->dxa, BF, dy, b16(g, mod), BF, T, g->r, out, s, 0.f));
-    PROF(g, P_LORA, tn_cuda_gemm_dytx(g->ctx, da_of(g, mod), TN_F32, g->dxa, x, BF, T, in, g->r, 1.f, 1.f));
-    PROF(g, P_LORA, tn_cuda_gemm_dyw(g->ctx, dx, BF, g->dxa, a16(g, mod), BF, T, in, g->r, 1.f, 1.f));
+    PROF(g, P_LORA, tn_cuda_gemm_dytx_ld(g->ctx, db_of(g, mod), r, TN_F32, dy, out, xa, ld, BF, T, r, out, s, 1.f));
+    PROF(g, P_LORA, tn_cuda_gemm_dyw_ld(g->ctx, dxa, ld, BF, dy, out, b16(g, mod), r, BF, T, r, out, s, 0.f));
+    /* the group's last module adds dA_g and dx for all of it: layer_backward runs a group's modules in table order,
+     * all with the same x and dx, and only the first of them (adapted or not) writes dx with beta = 0 */
+    if (gr.pos < gr.n - 1) return 0;
+    PROF(g, P_LORA, tn_cuda_gemm_dytx(g->ctx, da_of(g, gr.first), TN_F32, g->dxa, x, BF, T, in, ld, 1.f, 1.f));
+    PROF(g, P_LORA, tn_cuda_gemm_dyw(g->ctx, dx, BF, g->dxa, a16(g, gr.first), BF, T, in, ld, 1.f, 1.f));
     return 0;
 }
 

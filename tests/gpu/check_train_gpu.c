@@ -9,7 +9,12 @@
  * gradients (whole, and the worst module). Then the same step with every
  * layer checkpointed must give the same gradients (it recomputes the same
  * products), and the fp32 reference attention kernel in place of the flash
- * kernel must agree within bf16 tolerance.
+ * kernel must agree within bf16 tolerance. The first model runs again with
+ * a partial target list ("q_proj,v_proj,down_proj", the first layer not
+ * adapted) and the second with "k_proj,v_proj,o_proj,up_proj": the device
+ * groups the LoRA products of modules that share an input (q, k, v; gate,
+ * up), and these give groups with gaps, groups starting past their first
+ * module, lone members and layers with no group.
  *
  * Tolerances: the device stores the base weights and every activation in
  * bf16 (8 significant bits, rounding error u = 2^-8 = 3.9e-3 per value) and
@@ -71,8 +76,12 @@ static void report(const char *fix, const char *what, double r, double mx, doubl
         }                                                                                                              \
     } while (0)
 
-static void check_fixture(const char *dir, uint64_t seed) {
-    const char *fix = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
+/* targets: NULL (all) or a --targets list, adapting all layers but the first */
+static void check_fixture(const char *dir, uint64_t seed, const char *targets) {
+    const char *base = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
+    char fixb[64];
+    snprintf(fixb, sizeof fixb, "%s%s", base, targets ? "/part" : "");
+    const char *fix = fixb;
     int B = 2, S = 100, T = B * S;
     tn_model m;
     CK(tn_model_open(dir, S, &m));
@@ -99,9 +108,11 @@ static void check_fixture(const char *dir, uint64_t seed) {
         }
     }
     tn_targets tg;
-    CK(tn_targets_parse(s, NULL, &tg));
+    CK(tn_targets_parse(s, targets, &tg));
     tn_lora lora;
-    CK(tn_lora_init(&lora, &m, &tg, 8, 16, 0, 0.0, -1, seed));
+    int layers = targets && s->n_layers > 1 ? (int)s->n_layers - 1 : -1;
+    CK(tn_lora_init(&lora, &m, &tg, 8, 16, 0, 0.0, layers, seed));
+    if (targets) printf("  %-10s targets %s, layers %d..%d: %d modules\n", fix, targets, lora.first_layer, (int)s->n_layers - 1, lora.n);
     tn_rng r;
     tn_rng_seed(&r, seed, 7);
     for (int i = 0; i < lora.n; i++) {
@@ -174,7 +185,9 @@ static void check_fixture(const char *dir, uint64_t seed) {
 int main(int argc, char **argv) {
     uint64_t seed = getenv("TN_SEED") ? strtoull(getenv("TN_SEED"), NULL, 10) : (uint64_t)time(NULL);
     printf("check_train_gpu: seed %llu (TN_SEED= replays)\n", (unsigned long long)seed);
-    for (int i = 1; i < argc; i++) check_fixture(argv[i], seed + (uint64_t)i);
+    for (int i = 1; i < argc; i++) check_fixture(argv[i], seed + (uint64_t)i, NULL);
+    if (argc > 1) check_fixture(argv[1], seed + 101, "q_proj,v_proj,down_proj");
+    if (argc > 2) check_fixture(argv[2], seed + 102, "k_proj,v_proj,o_proj,up_proj");
     printf("check_train_gpu: %s (%d failed)\n", failures ? "FAILED" : "all passed", failures);
     return failures ? 1 : 0;
 }
