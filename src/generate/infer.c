@@ -204,8 +204,12 @@ static void attend_one(const tn_infer *s, const tn_spec *sp, int l, int p0, int 
     float mx = -INFINITY;
     for (int j = j0; j <= pos; j++) {
         const float *kj = K + (int64_t)j * KV + (int64_t)kvh * hd;
-        float d = 0;
-        for (int e = 0; e < hd; e++) d += q[e] * kj[e];
+        float acc[8] = {0}, d = 0; /* 8 partial sums: the compiler vectorises them */
+        int e = 0;
+        for (; e + 8 <= hd; e += 8)
+            for (int k = 0; k < 8; k++) acc[k] += q[e + k] * kj[e + k];
+        for (; e < hd; e++) d += q[e] * kj[e];
+        d += ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
         d *= scale;
         if (cap > 0) d = cap * tanhf(d / cap);
         w[j - j0] = d;

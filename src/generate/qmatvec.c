@@ -354,6 +354,36 @@ V3 static float v3_q6_k(const uint8_t *b, const float *x, int64_t n, const float
 }
 
 
+/* quantize_x with AVX2: the same values bit for bit (the max of |x| is
+ * exact, the scale the same scalar division, and cvtps2dq rounds to
+ * nearest-even as lrintf does in the default rounding mode). */
+V3 static void v3_quantize_x(const float *x, int64_t n, int8_t *q, float *d, int32_t *s, int32_t *s32) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int64_t b = 0; b < n / 32; b++, x += 32, q += 32) {
+        const __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8), v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+        const __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                                       _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4);
+        const float db = amax / 127.0f, id = db > 0 ? 127.0f / amax : 0.0f;
+        d[b] = db;
+        const __m256 vid = _mm256_set1_ps(id);
+        const __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, vid)), i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, vid));
+        const __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, vid)), i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, vid));
+        const __m256i lo = _mm256_add_epi32(i0, i1), hi = _mm256_add_epi32(i2, i3);
+        __m128i h = _mm_hadd_epi32(_mm_add_epi32(_mm256_castsi256_si128(lo), _mm256_extracti128_si256(lo, 1)),
+                                   _mm_add_epi32(_mm256_castsi256_si128(hi), _mm256_extracti128_si256(hi, 1)));
+        h = _mm_hadd_epi32(h, h); /* [Σ first 16, Σ last 16, ...] */
+        s[2 * b] = _mm_cvtsi128_si32(h), s[2 * b + 1] = _mm_extract_epi32(h, 1);
+        s32[b] = s[2 * b] + s[2 * b + 1];
+        const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+        _mm256_storeu_si256((__m256i *)q, _mm256_permutevar8x32_epi32(p, order));
+    }
+}
+
 /* int8 activations (see tn_xq): qmatvec_x86.h's kernels, for AVX2
  * (maddubs multiplies unsigned by signed bytes into int16 pairs, madd sums
  * the pairs into 8 int32 lanes) and for AVX-512 VNNI (vpdpbusd does both in
@@ -442,6 +472,17 @@ int tn_qmatvec_portable_only = -1;
 int tn_qmatvec_fp32_act = -1;
 int tn_qmatvec_no_vnni = 0;
 
+void tn_qmatvec_quantize_x(const float *x, int64_t n, int8_t *q, float *d, int32_t *s16, int32_t *s32) {
+    if (tn_qmatvec_portable_only < 0) tn_qmatvec_portable_only = getenv("TUNE_NO_SIMD") != NULL;
+#ifdef TN_HAVE_V3
+    if (have_v3()) {
+        v3_quantize_x(x, n, q, d, s16, s32);
+        return;
+    }
+#endif
+    quantize_x(x, n, q, d, s16, s32);
+}
+
 const char *tn_qmatvec_kernels(void) {
     if (tn_qmatvec_portable_only < 0) tn_qmatvec_portable_only = getenv("TUNE_NO_SIMD") != NULL;
 #ifdef TN_HAVE_V3
@@ -501,7 +542,11 @@ void tn_qmatvec(int type, const void *w, const float *x, float *y, int64_t rows,
         if (xq) {
             float *xd = (float *)(xq + ((cols + 63) & ~(int64_t)63));
             int32_t *xs = (int32_t *)(xd + cols / 32), *xs32 = xs + cols / 16;
-            quantize_x(x, cols, xq, xd, xs, xs32);
+#ifdef TN_HAVE_V3
+            if (have_v3()) v3_quantize_x(x, cols, xq, xd, xs, xs32);
+            else
+#endif
+                quantize_x(x, cols, xq, xd, xs, xs32);
             const tn_xq X = {xq, xd, xs, xs32};
             const int nth = tn_pool_threads();
             if (nth > 1 && rows * cols > 32768 && rows >= 32) {

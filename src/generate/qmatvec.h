@@ -31,6 +31,11 @@ extern int tn_qmatvec_no_vnni;
 /* Which int8 kernels tn_qmatvec runs now: "avx512-vnni", "avx2" or
  * "portable" (after the flags above). */
 const char *tn_qmatvec_kernels(void);
+/* x (n a multiple of 32) as the int8 products see it: per block of 32 the
+ * scale d = amax/127, the values round(x/d) (nearest, ties to even), their
+ * sums per 16 and per 32; AVX2 or portable after the flags above (the two
+ * give the same bytes). For tests. */
+void tn_qmatvec_quantize_x(const float *x, int64_t n, int8_t *q, float *d, int32_t *s16, int32_t *s32);
 /* y[r] = (Σ_c W[r, c]·x[c]) for r < rows, W rows of `cols` values of ggml
  * type `type` laid end to end from w (cols a multiple of the block size). */
 void tn_qmatvec(int type, const void *w, const float *x, float *y, int64_t rows, int64_t cols);

@@ -243,8 +243,56 @@ static void test_simd_vs_portable(void **state) {
     assert_true(all_ok);
 }
 
+/* x's quantization: the AVX2 quantizer gives the portable one's bytes, ties
+ * (x/d exactly k + 0.5) included, and the portable one is what qmatvec.h
+ * says: d = amax/127, round half to even, the sums. */
+static void test_quantize_x(void **state) {
+    (void)state;
+    enum { N = 32 * 41 };
+    float x[N];
+    for (int i = 0; i < N; i++) x[i] = (float)((uni() * 2 - 1) * (next32() % 7 == 0 ? 1e3 : 1.0));
+    for (int j = 0; j < 32; j++) x[32 + j] = (float)j - 16.5f; /* block 1: amax 16.5 */
+    for (int j = 0; j < 32; j++) x[64 + j] = j == 0 ? 127.0f : (float)(j % 9) - 3.5f; /* block 2: d = 1, ties at ±0.5, ±1.5 ... */
+    for (int j = 0; j < 32; j++) x[96 + j] = 0; /* block 3: all zero */
+    int8_t q[2][N];
+    float d[2][N / 32];
+    int32_t s16[2][N / 16], s32[2][N / 32];
+    for (int p = 0; p < 2; p++) {
+        set_path(p ? 2 : 0);
+        tn_qmatvec_quantize_x(x, N, q[p], d[p], s16[p], s32[p]);
+    }
+    set_path(0);
+    tn_qmatvec_fp32_act = -1;
+    assert_memory_equal(q[0], q[1], sizeof q[0]);
+    assert_memory_equal(d[0], d[1], sizeof d[0]);
+    assert_memory_equal(s16[0], s16[1], sizeof s16[0]);
+    assert_memory_equal(s32[0], s32[1], sizeof s32[0]);
+    for (int b = 0; b < N / 32; b++) {
+        float amax = 0;
+        int32_t t[2] = {0, 0};
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[32 * b + j]));
+        assert_true(d[1][b] == amax / 127.0f);
+        for (int j = 0; j < 32; j++) {
+            const float v = amax > 0 ? x[32 * b + j] * (127.0f / amax) : 0.0f, r = nearbyintf(v);
+            assert_true(q[1][32 * b + j] == (int8_t)r);
+            assert_true(fabsf(v - r) <= 0.5f);
+            if (fabsf(v - r) == 0.5f) assert_true(fmodf(r, 2.0f) == 0.0f); /* ties to even */
+            t[j / 16] += q[1][32 * b + j];
+        }
+        assert_int_equal(s16[1][2 * b], t[0]);
+        assert_int_equal(s16[1][2 * b + 1], t[1]);
+        assert_int_equal(s32[1][b], t[0] + t[1]);
+    }
+    assert_int_equal(q[1][64 + 1], -2); /* block 2: -2.5 -> -2 */
+    assert_int_equal(q[1][64 + 2], -2);  /* -1.5 -> -2 */
+    assert_int_equal(q[1][64 + 3], 0);   /* -0.5 -> 0 */
+    assert_int_equal(q[1][64 + 4], 0);   /* 0.5 -> 0 */
+    assert_int_equal(q[1][64 + 5], 2);   /* 1.5 -> 2 */
+    print_message("quantize_x: the AVX2 and the portable quantizer give the same bytes on %d values (ties included)\n", N);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_kernels_exact), cmocka_unit_test(test_kernels_quantized),
-                                       cmocka_unit_test(test_simd_vs_portable)};
+                                       cmocka_unit_test(test_simd_vs_portable), cmocka_unit_test(test_quantize_x)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
