@@ -166,6 +166,21 @@ ifneq ($(shell command -v $(NVCC) 2>/dev/null),)
 test: cuda-objs cuda-c-objs
 endif
 
+# `make CUDA=1 gpu-bundle` (on the development machine): tune, the check
+# programs and the benchmark, stripped, with the libraries the GPU machine
+# lacks, in build/gpu-bundle; carry that folder and run
+# tests/gpu/check_bundle.sh there (docs/cuda.md).
+GPU_BUNDLE_LIBS := libcjson.so.1 libpcre2-8.so.0 libutf8proc.so.2 libyaml-0.so.2
+.PHONY: gpu-bundle
+gpu-bundle: tune $(R)/tests/gpu/check_gpu $(R)/tests/gpu/check_train_gpu $(R)/bench/gpu_train_bench
+	@test "$(CUDA)" = 1 || { echo "gpu-bundle: run as make CUDA=1 gpu-bundle"; exit 1; }
+	rm -rf build/gpu-bundle && mkdir -p build/gpu-bundle/lib
+	cp tune $(R)/tests/gpu/check_gpu $(R)/tests/gpu/check_train_gpu $(R)/bench/gpu_train_bench build/gpu-bundle/
+	strip build/gpu-bundle/tune build/gpu-bundle/check_gpu build/gpu-bundle/check_train_gpu build/gpu-bundle/gpu_train_bench
+	for l in $(GPU_BUNDLE_LIBS); do cp -L "$$(ldconfig -p | awk -v l=$$l '$$1 == l {print $$NF; exit}')" build/gpu-bundle/lib/ || exit 1; done
+	if [ -f ../shared/bench/hf_peft_baseline.py ]; then cp ../shared/bench/hf_peft_baseline.py build/gpu-bundle/; fi
+	du -sh build/gpu-bundle
+
 ifeq ($(CUDA),1)
 # The older path of the GPU check, kept working for scripts that name it.
 build/release/tests/gpu/check_gpu: $(R)/tests/gpu/check_gpu
