@@ -129,7 +129,7 @@ cuda-objs: $(CU_OBJS)
 # `make check-gpu` (on the GPU machine): every CUDA operation against the CPU
 # reference (tests/gpu/check_gpu.c), linked with the operations alone so it
 # needs only OpenBLAS and the CUDA libraries.
-CHECK_GPU_OBJS := $(filter $(R)/src/nn/cpu/%,$(REL_OBJS)) $(R)/src/util/rng.o $(R)/src/util/error.o $(R)/src/train/optim.o
+CHECK_GPU_OBJS := $(filter $(R)/src/nn/cpu/%,$(REL_OBJS)) $(R)/src/nn/flash_plan.o $(R)/src/util/rng.o $(R)/src/util/error.o $(R)/src/train/optim.o
 $(R)/tests/gpu/check_gpu: tests/gpu/check_gpu.c $(CHECK_GPU_OBJS) $(CU_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(OMP) -o $@ $< $(CHECK_GPU_OBJS) $(CU_OBJS) -lopenblas -lm $(CUDA_LIBS)

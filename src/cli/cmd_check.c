@@ -8,6 +8,8 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "io/json.h"
+#include "plan/gpu_plan.h"
+#include "train/model.h"
 #include "io/safetensors.h"
 #include "model/gguf_import.h"
 #include "model/presets.h"
@@ -36,6 +38,9 @@ static const char help[] =
     "  --qlora[=KIND]       4-bit base kind priced by the QLoRA plan: nf4 (default), q4_k, q8_0\n"
     "  --budget SIZE        memory budget, e.g. 16G (default: this machine's RAM)\n"
     "  --all                one line per preset: the compatibility table\n"
+    "  --device cuda        also the device plan of `tune train --device cuda` (bf16 base, LoRA state,\n"
+    "                       activations per layer saved or checkpointed, workspaces, CUDA context) and\n"
+    "                       the fewest checkpointed layers that fit --budget\n"
     "  --json               one JSON object on stdout\n\n"
     "exit: 0 checked (whatever the verdicts), 1 the checkpoint does not match its config,\n"
     "      2 bad usage or unreadable input\n";
@@ -46,8 +51,30 @@ typedef struct {
     int have_budget;
     uint64_t budget;
     int json, all;
+    int cuda; /* --device cuda: the device plan of train/gpu.c too */
     const char *model;
 } check_options;
+
+/* The device plan of `tune train --device cuda` for these settings (LoRA on
+ * the dense families): plan/gpu_plan.h. */
+static void gpu_plan_in_of(const tn_spec *spec, const tn_plan_settings *s, uint64_t lora_params, tn_gpu_plan_in *in) {
+    memset(in, 0, sizeof *in);
+    in->batch = (int)s->batch, in->seq = (int)s->seq, in->rank = s->rank, in->lora_params = (int64_t)lora_params;
+    in->flash = tn_gpu_flash_head(spec);
+    int L = (int)spec->n_layers, first = s->layers < 0 || s->layers >= L ? 0 : L - s->layers;
+    for (int l = first; l < L; l++) {
+        int n = 0;
+        for (int k = 0; k < TN_MOD_COUNT; k++) {
+            if (!tn_module_applies(spec, l, (tn_module)k)) continue;
+            for (int i = 0; i < s->targets.n; i++)
+                if (!strcmp(s->targets.names[i], tn_module_names[k])) {
+                    n++;
+                    break;
+                }
+        }
+        if (n > in->mods_max) in->mods_max = n;
+    }
+}
 
 /* Settings that would make a plan fit, in the order a user would try them. */
 static void suggest(const tn_spec *spec, tn_dtype stored, const check_options *o, tn_plan_kind kind, char *out, int cap) {
@@ -255,6 +282,30 @@ static int check_source(const check_options *o, const char *gguf) {
         cJSON *tg = cJSON_AddArrayToObject(set, "targets");
         for (int i = 0; i < settings.targets.n; i++) cJSON_AddItemToArray(tg, cJSON_CreateString(settings.targets.names[i]));
         cJSON_AddNumberToObject(root, "budget_bytes", (double)o->budget);
+        if (o->cuda) {
+            tn_gpu_plan_in gin;
+            tn_gpu_plan gp, gall;
+            gpu_plan_in_of(spec, &settings, lora_params, &gin);
+            tn_gpu_plan_make(spec, &gin, 0, &gp);
+            tn_gpu_plan_make(spec, &gin, (int)spec->n_layers, &gall);
+            cJSON *g = cJSON_AddObjectToObject(root, "gpu_plan");
+            cJSON_AddNumberToObject(g, "layers", (double)spec->n_layers);
+            cJSON_AddNumberToObject(g, "weights_bytes", (double)gp.weights);
+            cJSON_AddNumberToObject(g, "lora_bytes", (double)gp.lora);
+            cJSON_AddNumberToObject(g, "saved_per_layer_bytes", (double)gp.saved_per_layer);
+            cJSON_AddNumberToObject(g, "checkpointed_per_layer_bytes", (double)gp.checkpointed_per_layer);
+            cJSON_AddNumberToObject(g, "shared_bytes", (double)gp.shared);
+            cJSON_AddNumberToObject(g, "scratch_bytes", (double)gp.saved_per_layer); /* added once any layer is checkpointed */
+            cJSON_AddNumberToObject(g, "context_bytes", (double)TN_GPU_CONTEXT_BYTES);
+            cJSON_AddNumberToObject(g, "total_none_checkpointed_bytes", (double)(gp.total + TN_GPU_CONTEXT_BYTES));
+            cJSON_AddNumberToObject(g, "total_all_checkpointed_bytes", (double)(gall.total + TN_GPU_CONTEXT_BYTES));
+            if (o->have_budget) {
+                tn_gpu_plan fit;
+                int ck = o->budget > TN_GPU_CONTEXT_BYTES ? tn_gpu_plan_fit(spec, &gin, o->budget - TN_GPU_CONTEXT_BYTES, 0, &fit) : -1;
+                cJSON_AddNumberToObject(g, "checkpointed_to_fit", ck);
+                if (ck >= 0) cJSON_AddNumberToObject(g, "total_to_fit_bytes", (double)(fit.total + TN_GPU_CONTEXT_BYTES));
+            }
+        }
         char *text = cJSON_PrintUnformatted(root);
         if (text) puts(text);
         free(text);
@@ -306,6 +357,33 @@ static int check_source(const check_options *o, const char *gguf) {
             printf("\n");
             for (int i = 0; i < p->n; i++)
                 printf("    %-30s %12s  %s\n", p->buffers[i].name, tn_format_gib(p->buffers[i].bytes, b1, sizeof b1), p->buffers[i].detail);
+        }
+        if (o->cuda) {
+            tn_gpu_plan_in gin;
+            tn_gpu_plan gp, gall;
+            gpu_plan_in_of(spec, &settings, lora_params, &gin);
+            tn_gpu_plan_make(spec, &gin, 0, &gp);
+            tn_gpu_plan_make(spec, &gin, (int)spec->n_layers, &gall);
+            printf("\ndevice plan (--device cuda: LoRA, bf16 base and activations, %s attention; seq %lld, batch %lld)\n",
+                   gin.flash ? "flash" : "fp32 reference", (long long)settings.seq, (long long)settings.batch);
+            printf("    %-30s %12s  %s\n", "weights", tn_format_gib(gp.weights, b1, sizeof b1), "bf16 matrices, norms, embeddings, rope tables");
+            printf("    %-30s %12s  %s\n", "LoRA state", tn_format_gib(gp.lora, b1, sizeof b1), "fp32 weights, gradients, 2 AdamW moments; bf16 copies");
+            printf("    %-30s %12s  %s\n", "activations per layer", tn_format_gib(gp.saved_per_layer, b1, sizeof b1), "saved (bf16; fp32 statistics)");
+            printf("    %-30s %12s  %s\n", "  when checkpointed", tn_format_gib(gp.checkpointed_per_layer, b1, sizeof b1), "its input only");
+            printf("    %-30s %12s  %s\n", "workspaces", tn_format_gib(gp.shared, b1, sizeof b1), "logits chunk, gradients, flash workspace");
+            printf("    %-30s %12s  %s\n", "CUDA context", tn_format_gib(TN_GPU_CONTEXT_BYTES, b1, sizeof b1), "and cuBLASLt (measured, CUDA 13, H100/H200)");
+            printf("  %-32s %12s\n", "total, no layer checkpointed", tn_format_gib(gp.total + TN_GPU_CONTEXT_BYTES, b1, sizeof b1));
+            printf("  %-32s %12s\n", "total, every layer checkpointed", tn_format_gib(gall.total + TN_GPU_CONTEXT_BYTES, b1, sizeof b1));
+            if (o->have_budget) {
+                tn_gpu_plan fit;
+                int ck = o->budget > TN_GPU_CONTEXT_BYTES ? tn_gpu_plan_fit(spec, &gin, o->budget - TN_GPU_CONTEXT_BYTES, 0, &fit) : -1;
+                if (ck >= 0)
+                    printf("  against %s: fits with %d of %lld layers checkpointed (%s)\n", tn_format_gib(o->budget, b1, sizeof b1), ck,
+                           (long long)spec->n_layers, tn_format_gib(fit.total + TN_GPU_CONTEXT_BYTES, b2, sizeof b2));
+                else
+                    printf("  against %s: does not fit even with every layer checkpointed (a smaller --batch or --max-seq-length)\n",
+                           tn_format_gib(o->budget, b1, sizeof b1));
+            }
         }
     }
     if (have_weights) tn_safetensors_close(&st);
@@ -439,6 +517,9 @@ int cmd_check(int argc, char **argv) {
         } else if (tn_arg_value(&a, "--budget", &v)) {
             if (!v || tn_parse_size(v, "--budget", &o.budget)) return fprintf(stderr, "tune: %s\n", tn_error()), TN_EXIT_USAGE;
             o.have_budget = 1;
+        } else if (tn_arg_value(&a, "--device", &v)) {
+            if (!v || (strcmp(v, "cuda") && strcmp(v, "cpu"))) return fprintf(stderr, "tune: --device: expected cpu or cuda, got '%s'\n", v ? v : ""), TN_EXIT_USAGE;
+            o.cuda = !strcmp(v, "cuda");
         } else if (tn_arg_flag(&a, "--json")) {
             o.json = 1;
         } else if (tn_arg_flag(&a, "--all")) {

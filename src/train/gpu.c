@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "io/dtype.h"
+#include "plan/gpu_plan.h"
 #include "train/forward_internal.h"
 #include "util/error.h"
 #include "util/size.h"
@@ -103,8 +104,6 @@ static const char *const prof_names[P_COUNT] = {"base products", "LoRA products"
         if (rc_ != 0) return -1;                                                                                       \
     } while (0)
 
-enum { S_X, S_Q, S_K, S_V, S_ATT, S_MID, S_G, S_U, S_MIXB, S_MLPB, S_XA, S_BF16_COUNT };
-enum { F_RSTD1, F_LSE, F_RSTD2, F_RSTD_PM, F_RSTD_PF, F_COUNT };
 
 typedef struct {
     void *w[TN_MOD_COUNT];     /* bf16 [out, in] */
@@ -163,114 +162,21 @@ static int mods_in_layer(const tn_lora *lora, int l) {
     return n;
 }
 
-static uint64_t align256(uint64_t x) { return (x + 255) & ~(uint64_t)255; }
-
-/* bytes of each slot for T tokens */
-static void slot_sizes(const tn_spec *s, int T, int nmods, int r, uint64_t bb[S_BF16_COUNT], uint64_t fb[F_COUNT]) {
-    int64_t H = s->hidden, Q = s->n_heads * s->head_dim, KV = s->n_kv_heads * s->head_dim, F = s->intermediate;
-    int sw = s->family->sandwich_norms;
-    memset(bb, 0, sizeof(uint64_t) * S_BF16_COUNT);
-    memset(fb, 0, sizeof(uint64_t) * F_COUNT);
-    bb[S_X] = (uint64_t)T * H * 2;
-    bb[S_Q] = (uint64_t)T * Q * 2, bb[S_K] = bb[S_V] = (uint64_t)T * KV * 2, bb[S_ATT] = (uint64_t)T * Q * 2;
-    bb[S_MID] = (uint64_t)T * H * 2, bb[S_G] = bb[S_U] = (uint64_t)T * F * 2;
-    if (sw) bb[S_MIXB] = bb[S_MLPB] = (uint64_t)T * H * 2;
-    bb[S_XA] = (uint64_t)T * r * nmods * 2;
-    fb[F_RSTD1] = fb[F_RSTD2] = (uint64_t)T * 4;
-    fb[F_LSE] = (uint64_t)T * s->n_heads * 4;
-    if (sw) fb[F_RSTD_PM] = fb[F_RSTD_PF] = (uint64_t)T * 4;
-}
-
-static uint64_t slots_bytes(const uint64_t bb[S_BF16_COUNT], const uint64_t fb[F_COUNT], int x_only) {
-    uint64_t t = 0;
-    for (int i = 0; i < S_BF16_COUNT; i++)
-        if (!x_only || i == S_X) t += align256(bb[i]);
-    for (int i = 0; i < F_COUNT && !x_only; i++) t += align256(fb[i]);
-    return t;
-}
-
-static int chunk_rows_for(const tn_spec *s, int T) {
-    int64_t rows = ((int64_t)64 << 20) / (int64_t)s->vocab_size; /* ~128 MiB of bf16 logits */
-    if (rows < 64) rows = 64;
-    if (rows > T) rows = T;
-    return (int)rows;
-}
-
-/* The most LoRA modules sharing one input (q, k, v). */
-enum { LORA_GROUP_MAX = 3 };
-
-/* The workspaces every layer shares (sizes in bytes, in carve order). */
-enum { W_XN, W_H, W_DRES, W_DBRANCH, W_DPRE, W_DBIG, W_DXA, W_FN, W_LOGITS, W_FRSTD, W_LOSSES, W_RSTD, W_IDS, W_LABELS,
-       W_POS, W_FLASH, W_F32ATT, W_COUNT };
-
-static void work_sizes(const tn_spec *s, int B, int S, int r, int flash, uint64_t w[W_COUNT]) {
-    int T = B * S;
-    int64_t H = s->hidden, Q = s->n_heads * s->head_dim, KV = s->n_kv_heads * s->head_dim, F = s->intermediate, V = s->vocab_size;
-    int64_t wide = H > F ? H : F;
-    int64_t big = F > 2 * Q + 2 * KV ? F : 2 * Q + 2 * KV; /* dh (then du), or datt, dq, dk, dv */
-    memset(w, 0, sizeof(uint64_t) * W_COUNT);
-    w[W_XN] = (uint64_t)T * H * 2;
-    w[W_H] = (uint64_t)T * wide * 2;
-    w[W_DRES] = w[W_DBRANCH] = w[W_DPRE] = (uint64_t)T * H * 2;
-    w[W_DBIG] = (uint64_t)T * big * 2;
-    w[W_DXA] = (uint64_t)T * LORA_GROUP_MAX * (r > 0 ? r : 1) * 2; /* dxa of a group, [T, n·r] */
-    w[W_FN] = (uint64_t)T * H * 2;
-    w[W_LOGITS] = (uint64_t)chunk_rows_for(s, T) * V * 2;
-    w[W_FRSTD] = w[W_LOSSES] = w[W_RSTD] = (uint64_t)T * 4;
-    w[W_IDS] = w[W_LABELS] = w[W_POS] = (uint64_t)T * 4;
-#if HAVE_FLASH
-    if (flash) w[W_FLASH] = tn_cuda_flash_attention_workspace(B, S, (int)s->n_heads, (int)s->n_kv_heads, (int)s->head_dim);
-#endif
-    /* fp32 attention: q, out, dq, dout [T, Q] and k, v, dk, dv [T, KV] */
-    if (!flash) w[W_F32ATT] = (uint64_t)T * (4 * Q + 4 * KV) * 4;
-}
+static uint64_t align256(uint64_t x) { return tn_gpu_align(x); }
 
 static int flash_fits(const tn_spec *s) {
     if (!HAVE_FLASH) return 0;
     const char *e = getenv("TN_GPU_ATTENTION");
     if (e && !strcmp(e, "simple")) return 0;
-    return s->head_dim == 64 || s->head_dim == 128 || s->head_dim == 256;
+    return tn_gpu_flash_head(s);
 }
 
-static uint64_t weights_bytes(const tn_model *m) {
-    const tn_spec *s = &m->spec;
-    uint64_t t = 0;
-    for (int l = 0; l < s->n_layers; l++) {
-        for (int k = 0; k < TN_MOD_COUNT; k++) {
-            if (!tn_module_applies(s, l, (tn_module)k)) continue;
-            int in, out;
-            tn_module_dims(s, (tn_module)k, &in, &out);
-            t += align256((uint64_t)in * out * 2) + align256((uint64_t)out * 4); /* bias priced whether present or not */
-        }
-        t += 4 * align256((uint64_t)s->hidden * 2);
-    }
-    uint64_t e = align256((uint64_t)s->vocab_size * s->hidden * 2);
-    t += e + (s->tied_embeddings ? 0 : e) + align256((uint64_t)s->hidden * 2);
-    t += 2 * align256((uint64_t)m->rope.max_pos * m->rope.half * 4);
-    return t;
-}
-
-int tn_gpu_plan_make(const tn_model *m, const tn_lora *lora, int batch, int seq, int checkpointed, tn_gpu_plan *p) {
-    const tn_spec *s = &m->spec;
-    int T = batch * seq, L = (int)s->n_layers, r = lora ? lora->rank : 0;
-    memset(p, 0, sizeof *p);
-    p->weights = weights_bytes(m);
-    p->lora = lora ? 4 * align256((uint64_t)lora->n_params * 4) + align256((uint64_t)lora->n_params * 2) : 0;
-    uint64_t bb[S_BF16_COUNT], fb[F_COUNT], w[W_COUNT];
-    int nmax = 0;
-    for (int l = 0; l < L; l++) nmax = mods_in_layer(lora, l) > nmax ? mods_in_layer(lora, l) : nmax;
-    slot_sizes(s, T, nmax, r, bb, fb);
-    p->saved_per_layer = slots_bytes(bb, fb, 0);
-    p->checkpointed_per_layer = slots_bytes(bb, fb, 1);
-    work_sizes(s, batch, seq, r, flash_fits(s), w);
-    uint64_t shared = align256((uint64_t)T * s->hidden * 2); /* the final norm's input */
-    for (int i = 0; i < W_COUNT; i++) shared += align256(w[i]);
-    if (checkpointed > 0) shared += p->saved_per_layer; /* the scratch set */
-    p->shared = shared;
-    if (checkpointed > L) checkpointed = L;
-    p->total = p->weights + p->lora + (uint64_t)checkpointed * p->checkpointed_per_layer +
-               (uint64_t)(L - checkpointed) * p->saved_per_layer + p->shared;
-    return 0;
+/* The plan's inputs for this model and adapter. */
+static tn_gpu_plan_in plan_in(const tn_spec *s, const tn_lora *lora, int batch, int seq) {
+    tn_gpu_plan_in in = {.batch = batch, .seq = seq, .rank = lora ? lora->rank : 0, .lora_params = lora ? lora->n_params : 0,
+                         .flash = flash_fits(s)};
+    for (int l = 0; l < s->n_layers; l++) in.mods_max = mods_in_layer(lora, l) > in.mods_max ? mods_in_layer(lora, l) : in.mods_max;
+    return in;
 }
 
 /* ---- weights ----------------------------------------------------------- */
@@ -524,6 +430,7 @@ int tn_gpu_open(tn_gpu **out, tn_model *m, tn_lora *lora, const tn_gpu_options *
     int ck = o->checkpoint_layers;
     int T = g->max_tokens;
     tn_gpu_plan plan;
+    tn_gpu_plan_in pin = plan_in(s, lora, o->max_batch, o->max_seq);
     if (ck == -1) ck = g->L;
     if (ck == -2) {
         size_t free_b, total_b;
@@ -535,14 +442,10 @@ int tn_gpu_open(tn_gpu **out, tn_model *m, tn_lora *lora, const tn_gpu_options *
             if (room < free_b) free_b = (size_t)room;
         }
         uint64_t reserve = (uint64_t)64 << 20; /* the allocator's granularity, the reductions' buffer */
-        ck = 0;
-        for (; ck <= g->L; ck++) {
-            tn_gpu_plan_make(m, lora, o->max_batch, o->max_seq, ck, &plan);
-            if (plan.total - plan.weights - plan.lora + reserve <= free_b) break;
-        }
-        if (ck > g->L) {
+        ck = free_b > reserve ? tn_gpu_plan_fit(s, &pin, free_b - reserve, 1, &plan) : -1;
+        if (ck < 0) {
             char a[32];
-            tn_gpu_plan_make(m, lora, o->max_batch, o->max_seq, g->L, &plan);
+            tn_gpu_plan_make(s, &pin, g->L, &plan);
             return tn_fail("--device cuda: the activations of %d x %d tokens need %s more than the device has free, even with every "
                            "layer checkpointed (a smaller --batch or --max-seq-length)",
                            o->max_batch, o->max_seq, tn_format_gib(plan.total - plan.weights - plan.lora + reserve - free_b, a, sizeof a));
@@ -551,21 +454,19 @@ int tn_gpu_open(tn_gpu **out, tn_model *m, tn_lora *lora, const tn_gpu_options *
     if (ck < 0) ck = 0;
     if (ck > g->L) ck = g->L;
     g->checkpointed = ck;
-    tn_gpu_plan_make(m, lora, o->max_batch, o->max_seq, ck, &plan);
+    tn_gpu_plan_make(s, &pin, ck, &plan);
     g->planned = plan.total + g->context;
     uint64_t arena = plan.total - plan.weights - plan.lora;
     TRY(tn_cuda_alloc(g->ctx, &g->arena, arena, "activations"));
     g->arena_bytes = arena;
     char *p = g->arena;
     uint64_t bb[S_BF16_COUNT], fb[F_COUNT], w[W_COUNT];
-    int nmax = 0;
-    for (int l = 0; l < g->L; l++) nmax = mods_in_layer(lora, l) > nmax ? mods_in_layer(lora, l) : nmax;
-    g->n_mods_max = nmax;
-    slot_sizes(s, T, nmax, g->r, bb, fb);
+    g->n_mods_max = pin.mods_max;
+    tn_gpu_slot_sizes(s, T, pin.mods_max, g->r, bb, fb);
     for (int l = 0; l < g->L; l++) carve_slots(&p, &g->saved[l], bb, fb, l < ck);
     g->saved[g->L].b[S_X] = carve(&p, (uint64_t)T * g->H * 2);
     if (ck > 0) carve_slots(&p, &g->scratch, bb, fb, 0);
-    work_sizes(s, o->max_batch, o->max_seq, g->r, g->flash, w);
+    tn_gpu_work_sizes(s, o->max_batch, o->max_seq, g->r, g->flash, w);
     g->xn = carve(&p, w[W_XN]);
     g->hbuf = carve(&p, w[W_H]);
     g->dres = carve(&p, w[W_DRES]);
@@ -584,7 +485,7 @@ int tn_gpu_open(tn_gpu **out, tn_model *m, tn_lora *lora, const tn_gpu_options *
     g->flash_ws = carve(&p, w[W_FLASH]);
     g->f32_att = carve(&p, w[W_F32ATT]);
     if ((uint64_t)(p - (char *)g->arena) > arena) return tn_fail("gpu: the activation layout overran its plan (a bug)");
-    g->chunk_rows = chunk_rows_for(s, T);
+    g->chunk_rows = tn_gpu_chunk_rows(s, T);
     g->host_labels = tn_malloc((size_t)T * 2 * sizeof *g->host_labels, "labels");
     if (!g->host_labels) return -1;
     return tn_cuda_sync(g->ctx);

@@ -31,13 +31,7 @@ typedef struct {
     uint64_t budget;
 } tn_gpu_options;
 
-/* Device memory of a configuration (everything tn_gpu_open allocates, the
- * CUDA context and library handles excluded): weights, LoRA state,
- * activations of `checkpointed` checkpointed layers, workspaces. */
-typedef struct {
-    uint64_t weights, lora, saved_per_layer, checkpointed_per_layer, shared, total;
-} tn_gpu_plan;
-int tn_gpu_plan_make(const tn_model *m, const tn_lora *lora, int batch, int seq, int checkpointed, tn_gpu_plan *p);
+/* The device memory plan: plan/gpu_plan.h. */
 
 int tn_gpu_available(void);
 /* Uploads the model's weights (as bf16) and the adapter, sizes the

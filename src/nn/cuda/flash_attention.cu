@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "nn/cuda/common.cuh"
+#include "nn/flash_plan.h"
 #include "nn/flash_attention.h"
 
 #define LOG2E 1.4426950408889634f
@@ -612,28 +613,11 @@ extern "C" int tn_cuda_flash_attention_forward(tn_cuda *c, void *out, float *lse
  * a resident block's share W/slots, else the last wave runs nearly alone; the smallest such part count is
  * taken (each part beyond one writes fp32 partial dk, dv). Depends on the sizes only, so that the workspace
  * size is known without a device. */
-static int flash_parts(int B, int S, int nh, int nkv, int hd, int window) {
-    const int group = nh / nkv, nt = (S + 63) / 64;
-    double work = 0, longest = 0;
-    for (int kt = 0; kt < nt; kt++) {
-        int q1 = window > 0 ? (kt * 64 + 62 + window) / 64 + 1 : nt;
-        int per = (q1 < nt ? q1 : nt) - kt;
-        work += per, longest = per > longest ? per : longest;
-    }
-    work *= (double)B * nh;
-    const double share = work / (132.0 * (hd <= 128 ? 2 : 1));
-    for (int p = 1; p < group; p++)
-        if (group % p == 0 && 3.0 * (group / p) * longest <= 2.0 * share) return p;
-    return group;
-}
+static int flash_parts(int B, int S, int nh, int nkv, int hd, int window) { return tn_flash_parts(B, S, nh, nkv, hd, window); }
 
 /* dq_acc [B·S·nh·hd] fp32, D [B·S·nh] fp32, then with parts > 1 dk_part, dv_part [parts, B·S·nkv·hd] fp32. */
 extern "C" size_t tn_cuda_flash_attention_workspace(int B, int S, int nh, int nkv, int hd) {
-    if (B <= 0 || S <= 0 || nh <= 0 || hd <= 0 || nkv <= 0 || nh % nkv) return 0;
-    const int parts = flash_parts(B, S, nh, nkv, hd, 0);
-    size_t bytes = (size_t)B * S * nh * ((size_t)hd + 1) * sizeof(float);
-    if (parts > 1) bytes += 2 * (size_t)parts * B * S * nkv * hd * sizeof(float);
-    return bytes;
+    return tn_flash_workspace_bytes(B, S, nh, nkv, hd);
 }
 
 extern "C" int tn_cuda_flash_attention_backward(tn_cuda *c, void *dq, void *dk, void *dv, const void *dout,
