@@ -4,7 +4,6 @@
 
 #include <omp.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,11 +18,13 @@ static struct {
     atomic_int done;         /* workers finished with this step */
     atomic_int sleeping;     /* workers asleep on `wake` */
     atomic_int busy;         /* a step is running (reentry runs alone) */
+    atomic_int caller_waits; /* the caller is asleep on `fin` */
+    double caller_spin;      /* seconds the caller spins for the workers before sleeping */
     tn_pool_fn fn;
     void *ctx;
     pthread_mutex_t lock;
-    pthread_cond_t wake;
-} P = {.nth = -1, .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+    pthread_cond_t wake, fin;
+} P = {.nth = -1, .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .fin = PTHREAD_COND_INITIALIZER};
 
 static inline void relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -39,19 +40,17 @@ static double now(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Waits until gen differs from seen: pause-spins, then yields, then sleeps
- * once P.spin seconds have passed. Returns the new generation. */
+/* Waits until gen differs from seen: spins (the CPU's pause) for P.spin
+ * seconds, then sleeps on `wake`. Returns the new generation. */
 static unsigned wait_gen(unsigned seen) {
     double t0 = 0;
-    for (unsigned i = 0;; i++) {
+    for (unsigned i = 1;; i++) {
         unsigned g = atomic_load_explicit(&P.gen, memory_order_acquire);
         if (g != seen) return g;
-        if (i < 4096) {
-            relax();
-            continue;
-        }
+        relax();
+        if (i % 256) continue;
         if (t0 == 0) t0 = now();
-        if ((i & 15) == 0 && now() - t0 > P.spin) {
+        else if (now() - t0 > P.spin) {
             pthread_mutex_lock(&P.lock);
             atomic_fetch_add(&P.sleeping, 1);
             while ((g = atomic_load(&P.gen)) == seen) pthread_cond_wait(&P.wake, &P.lock);
@@ -59,7 +58,6 @@ static unsigned wait_gen(unsigned seen) {
             pthread_mutex_unlock(&P.lock);
             return g;
         }
-        sched_yield();
     }
 }
 
@@ -69,7 +67,11 @@ static void *worker(void *arg) {
     for (;;) {
         seen = wait_gen(seen);
         P.fn(P.ctx, ith, P.nth);
-        atomic_fetch_add_explicit(&P.done, 1, memory_order_release);
+        if (atomic_fetch_add(&P.done, 1) + 1 == P.nth - 1 && atomic_load(&P.caller_waits)) {
+            pthread_mutex_lock(&P.lock); /* the caller sleeps (or is about to, holding the lock) */
+            pthread_cond_signal(&P.fin);
+            pthread_mutex_unlock(&P.lock);
+        }
     }
     return NULL;
 }
@@ -81,7 +83,8 @@ static void init(void) {
         return;
     }
     const char *s = getenv("TUNE_POOL_SPIN_US");
-    P.spin = (s ? atof(s) : 2000.0) * 1e-6;
+    P.spin = (s ? atof(s) : 200.0) * 1e-6;
+    P.caller_spin = P.spin / 2;
     int n = omp_get_max_threads();
     if (n > MAX_THREADS) n = MAX_THREADS;
     P.nth = 1;
@@ -122,8 +125,19 @@ void tn_pool_run(tn_pool_fn fn, void *ctx) {
         pthread_mutex_unlock(&P.lock);
     }
     fn(ctx, 0, P.nth);
-    for (unsigned i = 0; atomic_load_explicit(&P.done, memory_order_acquire) < P.nth - 1; i++)
-        if (i < 4096) relax();
-        else sched_yield();
+    double t0 = 0;
+    for (unsigned i = 1; atomic_load_explicit(&P.done, memory_order_acquire) < P.nth - 1; i++) {
+        relax();
+        if (i % 256) continue;
+        if (t0 == 0) t0 = now();
+        else if (now() - t0 > P.caller_spin) { /* a worker is late (descheduled?): give the CPU up */
+            pthread_mutex_lock(&P.lock);
+            atomic_store(&P.caller_waits, 1);
+            while (atomic_load(&P.done) < P.nth - 1) pthread_cond_wait(&P.fin, &P.lock);
+            atomic_store(&P.caller_waits, 0);
+            pthread_mutex_unlock(&P.lock);
+            break;
+        }
+    }
     atomic_store(&P.busy, 0);
 }

@@ -5,12 +5,15 @@
  * Why not OpenMP: tune runs libgomp with OMP_WAIT_POLICY=PASSIVE (see
  * util/platform.h: spinning workers cost up to 10x under load in training),
  * so every parallel region wakes its sleeping workers through the kernel,
- * which in a virtual machine costs ~50 us a region: a quarter of a token's
- * time. These workers instead wait for the next step by spinning (with the
- * CPU's pause, then sched_yield so that other programs still run) for up to
- * TUNE_POOL_SPIN_US microseconds (default 2000) after their last step, and
- * only then sleep on a condition variable; decoding keeps them busy, the
- * rest of the program never wakes them. The thread count is OpenMP's
+ * which in a virtual machine costs ~50 us a region: a third of a token's
+ * time. These workers instead wait for the next step by spinning (the CPU's
+ * pause) for up to TUNE_POOL_SPIN_US microseconds (default 200: longer than
+ * the serial work between two steps of a token) and only then sleep on a
+ * condition variable, and the caller, done with its share, spins for half
+ * that for the workers before it sleeps too. On a quiet machine a token's
+ * steps then never sleep; on a busy one a descheduled thread costs the
+ * others no more than the passive wait would (chunks of work are small, see
+ * qmatvec.c, and nobody spins long for it). The thread count is OpenMP's
  * (omp_get_max_threads: OMP_NUM_THREADS). */
 #ifndef TUNE_POOL_H
 #define TUNE_POOL_H

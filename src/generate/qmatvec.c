@@ -446,7 +446,8 @@ static int have_v3(void) {
 
 /* One product on the decode pool (generate/pool.h): rows handed out in
  * chunks of a multiple of 16 (whole cache lines of y) from a shared counter,
- * so that a thread the system delays takes fewer. */
+ * so that a thread the system delays takes fewer, and holds up the others
+ * for one small chunk at most. */
 typedef struct {
     float (*idot)(const uint8_t *, const tn_xq *, int64_t);
     const uint8_t *base;
@@ -550,7 +551,10 @@ void tn_qmatvec(int type, const void *w, const float *x, float *y, int64_t rows,
             const tn_xq X = {xq, xd, xs, xs32};
             const int nth = tn_pool_threads();
             if (nth > 1 && rows * cols > 32768 && rows >= 32) {
-                int64_t chunk = (rows / (8 * nth) + 15) & ~(int64_t)15;
+                /* ~64K weights a chunk (tens of microseconds), at least 2 chunks a thread */
+                int64_t chunk = (65536 / cols + 15) & ~(int64_t)15;
+                const int64_t most = (rows / (2 * nth) + 15) & ~(int64_t)15;
+                if (chunk > most) chunk = most;
                 mv_job job = {idot, base, row_bytes, &X, y, rows, cols, chunk < 16 ? 16 : chunk, 0};
                 tn_pool_run(mv_rows, &job);
             } else {
