@@ -22,7 +22,7 @@
 typedef struct {
     int nh, P, G, N, K, di, Cc, W, Fs, E, k, FE;
     float *conv_cache, *ssm; /* [L][K-1][Cc], [L][nh*P*N] */
-    float *zx, *win, *xbc, *dt, *y, *yn, *gu, *hs, *router, *egu, *eh, *eo;
+    float *zx, *win, *xbc, *dt, *y, *yn, *gu, *hs, *router, *egu, *eh, *eo; /* eh: the experts' scratch */
 } hyb_bufs;
 
 static void hyb_dims(const tn_spec *sp, hyb_bufs *b) {
@@ -38,7 +38,8 @@ static int64_t hybrid_elems(const tn_spec *sp) {
     hyb_dims(sp, &b);
     int64_t L = sp->n_layers, C = CHUNK, H = sp->hidden;
     return L * ((int64_t)(b.K - 1) * b.Cc + (int64_t)b.nh * b.P * b.N) + C * ((int64_t)b.W + 2 * b.Cc + b.nh + 2 * b.di + 3 * b.Fs) +
-           2 * (int64_t)(b.K - 1) * b.Cc + C * (b.E > 0 ? b.E : 0) + 3 * (int64_t)b.FE + H;
+           2 * (int64_t)(b.K - 1) * b.Cc + C * (b.E > 0 ? b.E : 0) +
+           (b.E > 0 ? C * b.k * (2 * (int64_t)b.FE + H) + C * (2 * H + 6 * (int64_t)b.FE) : 0);
 }
 
 static void hyb_carve(const tn_infer *s, const tn_spec *sp, hyb_bufs *b) {
@@ -56,9 +57,11 @@ static void hyb_carve(const tn_infer *s, const tn_spec *sp, hyb_bufs *b) {
     b->gu = p, p += C * 2 * b->Fs;
     b->hs = p, p += C * b->Fs;
     b->router = p, p += C * (b->E > 0 ? b->E : 0);
-    b->egu = p, p += 2 * b->FE;
-    b->eh = p, p += b->FE;
-    b->eo = p;
+    if (b->E > 0) { /* experts: gate|up [C·k, 2FE], out [C·k, H], tn_hybrid_moe_forward's scratch */
+        b->egu = p, p += C * b->k * 2 * b->FE;
+        b->eo = p, p += C * b->k * sp->hidden;
+        b->eh = p;
+    }
 }
 
 int tn_infer_init(tn_infer *s, const tn_model *m, const tn_lora *lora, int max_ctx) {
@@ -299,32 +302,8 @@ static void hybrid_layer(tn_infer *s, const tn_model *m, const tn_lora *lora, co
     linear(b->gu, s->xn, v->w[TN_MOD_INPUT_LINEAR], v->bias[TN_MOD_INPUT_LINEAR], n, H, 2 * Fs, lora, l, TN_MOD_INPUT_LINEAR, s->xa);
     for (int i = 0; i < n; i++) tn_swiglu_forward(b->hs + (int64_t)i * Fs, b->gu + (int64_t)i * 2 * Fs, b->gu + (int64_t)i * 2 * Fs + Fs, Fs);
     linear(s->o, b->hs, v->w[TN_MOD_OUTPUT_LINEAR], v->bias[TN_MOD_OUTPUT_LINEAR], n, Fs, H, lora, l, TN_MOD_OUTPUT_LINEAR, s->xa);
-    if (b->E > 0) {
-        int E = b->E, k = b->k, FE = b->FE;
-        tn_matmul_forward(b->router, s->xn, hw[TN_HYB_ROUTER], NULL, n, H, E, 0);
-        for (int i = 0; i < n; i++) {
-            const float *r = b->router + (int64_t)i * E;
-            int idx[256];
-            float w[256], mx, sum = 0;
-            unsigned char used[256] = {0};
-            for (int j = 0; j < k && j < 256; j++) {
-                int best = -1;
-                for (int e = 0; e < E && e < 256; e++)
-                    if (!used[e] && (best < 0 || r[e] > r[best])) best = e;
-                used[best] = 1, idx[j] = best;
-            }
-            mx = r[idx[0]];
-            for (int j = 0; j < k; j++) sum += (w[j] = expf(r[idx[j]] - mx));
-            for (int j = 0; j < k; j++) {
-                int e = idx[j];
-                tn_matmul_forward(b->egu, s->xn + (int64_t)i * H, hw[TN_HYB_EXP_IN] + (int64_t)e * 2 * FE * H, NULL, 1, H, 2 * FE, 0);
-                tn_swiglu_forward(b->eh, b->egu, b->egu + FE, FE);
-                tn_matmul_forward(b->eo, b->eh, hw[TN_HYB_EXP_OUT] + (int64_t)e * H * FE, NULL, 1, FE, H, 0);
-                float wj = w[j] / sum, *o = s->o + (int64_t)i * H;
-                for (int c = 0; c < H; c++) o[c] += wj * b->eo[c];
-            }
-        }
-    }
+    if (b->E > 0) /* the experts, grouped by expert (train/hybrid.c); the scratch holds tn_hybrid_moe_scratch(sp, CHUNK) */
+        tn_hybrid_moe_forward(m, l, s->xn, n, s->o, b->router, b->egu, b->eo, b->eh);
     for (int64_t i = 0; i < (int64_t)n * H; i++) s->x[i] += rm * s->o[i];
 }
 

@@ -303,8 +303,8 @@ static const tn_family granitemoehybrid = {
     .default_tied = 1, .default_rms_eps = 1e-6,
     .global_rules = global_rules, .layer_rules = granitehybrid_layer_rules,
     .not_implemented = {
-        /* LoRA: implemented (src/train/hybrid.c), held to transformers + PEFT. */
-        [TN_STAGE_QLORA] = "needs the 4-bit base for the Mamba2 projections and experts, not in this build yet",
+        /* LoRA and QLoRA: implemented (src/train/hybrid.c), held to
+         * transformers + PEFT. */
         [TN_STAGE_FULL] = "needs the weight gradients of the Mamba2 tensors, experts and router, not in this build yet",
     },
     .gguf_global = gguf_global, .gguf_layer = gguf_granitehybrid_layer, .gguf_keys = gguf_granitehybrid_keys,

@@ -180,7 +180,9 @@ static void census(const tn_spec *spec, weight_census *w) {
             for (int i = 0; i < r->n_dims; i++) n *= (uint64_t)tn_spec_dim(spec, r->shape[i]);
             if (r->n_dims >= 2 && n > 4096) {
                 w->layer_linear += n;
-                layer += n;
+                /* the layer workspace holds the adaptable matrices (Granite
+                 * 4.0-H's experts go through their own, one expert) */
+                if (r->lora || !spec->family->hybrid) layer += n;
                 if (n > w->largest_matrix) w->largest_matrix = n;
             } else {
                 w->norms_and_small += n;
@@ -188,6 +190,39 @@ static void census(const tn_spec *spec, weight_census *w) {
         }
         if (layer > w->largest_layer) w->largest_layer = layer;
     }
+}
+
+/* Granite 4.0-H: the tensors the trainer keeps in fp32 (the Mamba mixer's
+ * conv1d, dt_bias, A_log, D and norm, the router: src/train/model.c's
+ * load_hybrid), the experts ([E, 2FE, H] and [E, H, FE] per MoE layer,
+ * converted or dequantized one expert at a time into a workspace of
+ * 3·FE·H), and the experts' bytes quantized per expert matrix. */
+static int expert_rule(const tn_tensor_rule *r) { return r->n_dims == 3 && r->shape[0] == TN_DIM_EXPERTS; }
+static int hybrid_fp32_rule(const tn_tensor_rule *r) {
+    return !r->lora && ((strstr(r->name, ".mamba.") && !strstr(r->name, "_proj.")) || strstr(r->name, ".router."));
+}
+
+typedef struct {
+    uint64_t fp32_small, experts, expert_ws, experts_quantized;
+} hybrid_census;
+
+static void census_hybrid(const tn_spec *spec, tn_quant q, hybrid_census *h) {
+    memset(h, 0, sizeof *h);
+    if (!spec->family->hybrid) return;
+    uint64_t H = (uint64_t)spec->hidden, FE = (uint64_t)spec->intermediate, E = (uint64_t)(spec->n_experts > 0 ? spec->n_experts : 0);
+    for (int l = 0; l < spec->n_layers; l++)
+        for (const tn_tensor_rule *r = spec->family->layer_rules; r->name; r++) {
+            if (!tn_rule_applies(spec, r, l)) continue;
+            uint64_t n = 1;
+            for (int i = 0; i < r->n_dims; i++) n *= (uint64_t)tn_spec_dim(spec, r->shape[i]);
+            if (hybrid_fp32_rule(r)) h->fp32_small += n;
+            if (expert_rule(r)) {
+                h->experts += n;
+                int in = r->shape[1] == TN_DIM_FF2; /* input_linear [E, 2FE, H], output_linear [E, H, FE] */
+                h->experts_quantized += E * tn_quant_bytes(q, in ? 2 * FE * H : H * FE);
+            }
+        }
+    if (E) h->expert_ws = 3 * FE * H;
 }
 
 void tn_plan_work_elements(const tn_spec *spec, const tn_plan_settings *s, tn_plan_work *w) {
@@ -207,6 +242,11 @@ void tn_plan_work_elements(const tn_spec *spec, const tn_plan_settings *s, tn_pl
         if (in > w->widest) w->widest = in;
         if (3 * F > w->widest) w->widest = 3 * F;
         if (inner > w->rebuilt) w->rebuilt = inner;
+        /* The experts (train/hybrid.c, tn_hybrid_moe_forward and its
+         * backward) work in the widest buffer, grouped by expert: at most
+         * T rows of [2H + 6FE]. */
+        uint64_t moe = spec->n_experts > 0 ? 2 * H + 6 * (uint64_t)spec->intermediate : 0;
+        if (moe > w->widest) w->widest = moe;
     }
     w->final_norm = T * (2 * H + 1);
     w->logits = (uint64_t)tn_plan_loss_chunk_rows(spec, (int64_t)T) * V;
@@ -219,6 +259,8 @@ void tn_plan_make(const tn_spec *spec, tn_dtype stored, const tn_plan_settings *
     p->kind = kind;
     weight_census w;
     census(spec, &w);
+    hybrid_census hyb;
+    census_hybrid(spec, s->qlora, &hyb);
     uint64_t esz = tn_dtype_size(stored);
     const char *dn = tn_dtype_name(stored);
     uint64_t T = (uint64_t)(s->batch * s->seq), H = (uint64_t)spec->hidden, V = (uint64_t)spec->vocab_size;
@@ -233,13 +275,16 @@ void tn_plan_make(const tn_spec *spec, tn_dtype stored, const tn_plan_settings *
     } else if (kind == TN_PLAN_QLORA) {
         /* Each layer matrix quantized on its own (NF4 blocks of 64 with
          * double-quantized scales; ggml blocks along the rows). */
-        uint64_t qb = 0;
+        uint64_t qb = hyb.experts_quantized;
         for (int l = 0; l < L; l++)
             for (const tn_tensor_rule *r = spec->family->layer_rules; r->name; r++) {
                 if (!tn_rule_applies(spec, r, l) || r->n_dims < 2) continue;
+                /* Granite 4.0-H: the adaptable matrices here, the experts
+                 * per expert matrix (above), conv1d and router in fp32 */
+                if (spec->family->hybrid && !r->lora) continue;
                 uint64_t n = 1;
                 for (int i = 0; i < r->n_dims; i++) n *= (uint64_t)tn_spec_dim(spec, r->shape[i]);
-                if (n <= 4096) continue;
+                if (n <= 4096 && !spec->family->hybrid) continue;
                 qb += tn_quant_bytes(s->qlora, n);
             }
         add(p, "weights: layers (quantized)", qb, "%llu linear weights in %s", (unsigned long long)w.layer_linear, tn_quant_name(s->qlora));
@@ -269,18 +314,17 @@ void tn_plan_make(const tn_spec *spec, tn_dtype stored, const tn_plan_settings *
         if (stored != TN_DTYPE_F32)
             add(p, "fp32 layer workspace", w.largest_layer * 4, "one layer's matrices converted from %s to fp32 (%llu weights)", dn, (unsigned long long)w.largest_layer);
     }
-    /* Granite 4.0-H: the experts, the router and the conv1d weights are
-     * kept as fp32 copies when the checkpoint is 16-bit (src/train/hybrid.c). */
-    if (kind != TN_PLAN_FULL && stored != TN_DTYPE_F32 && spec->family->hybrid) {
-        uint64_t copies = 0;
-        for (int l = 0; l < L; l++)
-            for (const tn_tensor_rule *r = spec->family->layer_rules; r->name; r++) {
-                if (r->lora || r->n_dims < 2 || !tn_rule_applies(spec, r, l)) continue;
-                uint64_t n = 1;
-                for (int i = 0; i < r->n_dims; i++) n *= (uint64_t)tn_spec_dim(spec, r->shape[i]);
-                copies += n;
-            }
-        add(p, "fp32 experts, router, conv1d", copies * 4, "%llu weights converted once from %s", (unsigned long long)copies, dn);
+    /* Granite 4.0-H: the Mamba tensors and the router in fp32 (views into an
+     * F32 mapping, priced with the weights; else converted once); the
+     * experts stay in the checkpoint's dtype (or quantized) and go through
+     * a workspace of one expert in fp32 (src/train/model.c). */
+    if (kind != TN_PLAN_FULL && spec->family->hybrid) {
+        if (stored != TN_DTYPE_F32 || kind == TN_PLAN_QLORA)
+            add(p, "fp32 Mamba tensors, router", hyb.fp32_small * 4, "%llu weights (conv1d, dt_bias, A_log, D, norm, router) in fp32",
+                (unsigned long long)hyb.fp32_small);
+        if (hyb.expert_ws && (stored != TN_DTYPE_F32 || kind == TN_PLAN_QLORA))
+            add(p, "fp32 expert workspace", hyb.expert_ws * 4, "one expert's input and output matrices converted to fp32 where used (%llu weights)",
+                (unsigned long long)hyb.expert_ws);
     }
     /* The output head ([V, H], lm_head or the tied embeddings) is used by
      * every logits chunk: kept converted to fp32 once. */

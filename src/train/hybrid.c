@@ -9,7 +9,9 @@
  *   mlp = (silu(gate)·up)·output_linearᵀ (+ LoRA)
  *   [MoE: r = xn2·routerᵀ; the top k of r, softmax over those k; each
  *    chosen expert's SwiGLU (input_linear [2FE, H] = gate rows then up rows,
- *    output_linear [H, FE]), weighted and added to mlp. No LoRA there.]
+ *    output_linear [H, FE]), weighted and added to mlp. No LoRA there.
+ *    Tokens are grouped by expert: one product per expert over its rows,
+ *    each expert converted to fp32 once a pass (tn_hybrid_expert).]
  *   out = mid + rm·mlp
  *
  * Backward: gradients with respect to the activations through every step
@@ -57,72 +59,134 @@ static void route(const float *r, int E, int k, int *idx, float *w) {
     for (int j = 0; j < k; j++) w[j] /= sum;
 }
 
-/* Experts: y[T, H] += Σ_j w_j · expert_j(xn2). */
-static int moe_forward(const tn_model *m, float **sl, const float *xn2, float *y, int l, int T) {
-    const tn_spec *s = &m->spec;
-    int H = (int)s->hidden, E = (int)s->n_experts, k = (int)s->n_experts_per_token, FE = (int)s->intermediate;
-    if (E > 256 || k > E) return tn_fail("%s: %d experts, top %d: unsupported", m->path, E, k);
-    const float *Wi = m->hyb->p[l][TN_HYB_EXP_IN], *Wo = m->hyb->p[l][TN_HYB_EXP_OUT], *Wr = m->hyb->p[l][TN_HYB_ROUTER];
-    float *h = malloc((size_t)FE * sizeof *h);
-    if (!h) return tn_fail("out of memory");
-    tn_matmul_forward(sl[TN_SLOT_ROUTER], xn2, Wr, NULL, T, H, E, 0);
-    for (int t = 0; t < T; t++) {
-        int idx[256];
-        float w[256];
-        route(sl[TN_SLOT_ROUTER] + (int64_t)t * E, E, k, idx, w);
-        const float *xt = xn2 + (int64_t)t * H;
-        for (int j = 0; j < k; j++) {
-            int e = idx[j];
-            float *gu = sl[TN_SLOT_EXPERTS_GATE_UP] + ((int64_t)t * k + j) * 2 * FE;
-            float *eo = sl[TN_SLOT_EXPERTS_OUT] + ((int64_t)t * k + j) * H;
-            tn_matmul_forward(gu, xt, Wi + (int64_t)e * 2 * FE * H, NULL, 1, H, 2 * FE, 0);
-            tn_swiglu_forward(h, gu, gu + FE, FE);
-            tn_matmul_forward(eo, h, Wo + (int64_t)e * H * FE, NULL, 1, FE, H, 0);
-            float *yt = y + (int64_t)t * H;
-            for (int o = 0; o < H; o++) yt[o] += w[j] * eo[o];
-        }
+int64_t tn_hybrid_moe_scratch(const tn_spec *s, int64_t T) {
+    /* forward: gathered rows [T, H], gate|up [T, 2FE], h [T, FE], out [T, H];
+     * backward: gate|up, h, d(out) [T, H], dh [T, FE], d(gate|up) [T, 2FE],
+     * dx [T, H]. */
+    if (s->n_experts <= 0) return 0;
+    return T * (2 * s->hidden + 6 * s->intermediate);
+}
+
+/* The routing of T tokens from the router logits: idx[t·k + j], w[t·k + j]
+ * (softmax over the k), and the rows r = t·k + j grouped by expert, in
+ * increasing r: order[start[e] .. start[e+1]). */
+typedef struct {
+    int *idx, *order, start[257];
+    float *w;
+} routing;
+
+static int routing_make(routing *rt, const float *router, int T, int E, int k) {
+    rt->idx = malloc((size_t)T * k * sizeof *rt->idx);
+    rt->order = malloc((size_t)T * k * sizeof *rt->order);
+    rt->w = malloc((size_t)T * k * sizeof *rt->w);
+    if (!rt->idx || !rt->order || !rt->w) {
+        free(rt->idx), free(rt->order), free(rt->w);
+        return tn_fail("out of memory");
     }
-    free(h);
+    for (int t = 0; t < T; t++) route(router + (int64_t)t * E, E, k, rt->idx + (int64_t)t * k, rt->w + (int64_t)t * k);
+    int count[256] = {0};
+    for (int64_t r = 0; r < (int64_t)T * k; r++) count[rt->idx[r]]++;
+    rt->start[0] = 0;
+    for (int e = 0; e < E; e++) rt->start[e + 1] = rt->start[e] + count[e], count[e] = rt->start[e];
+    for (int64_t r = 0; r < (int64_t)T * k; r++) rt->order[count[rt->idx[r]]++] = (int)r;
     return 0;
 }
 
-/* dxn2 += d(experts)/d(xn2)ᵀ · dy, through the experts and the router. */
-static int moe_backward(const tn_model *m, float **sl, const float *xn2, const float *dy, float *dxn2, int l, int T) {
+static void routing_free(routing *rt) { free(rt->idx), free(rt->order), free(rt->w); }
+
+int tn_hybrid_moe_forward(const tn_model *m, int l, const float *x, int T, float *y, float *router, float *gu, float *eo, float *scratch) {
     const tn_spec *s = &m->spec;
     int H = (int)s->hidden, E = (int)s->n_experts, k = (int)s->n_experts_per_token, FE = (int)s->intermediate;
-    const float *Wi = m->hyb->p[l][TN_HYB_EXP_IN], *Wo = m->hyb->p[l][TN_HYB_EXP_OUT], *Wr = m->hyb->p[l][TN_HYB_ROUTER];
-    float *buf = malloc((size_t)(H + 4 * FE) * sizeof *buf);
-    if (!buf) return tn_fail("out of memory");
-    float *deo = buf, *h = deo + H, *dh = h + FE, *dgu = dh + FE;
+    if (E > 256 || k > E) return tn_fail("%s: %d experts, top %d: unsupported", m->path, E, k);
+    tn_matmul_forward(router, x, m->hyb->p[l][TN_HYB_ROUTER], NULL, T, H, E, 0);
+    routing rt;
+    if (routing_make(&rt, router, T, E, k) != 0) return -1;
+    float *X = scratch, *G = X + (int64_t)T * H, *Hh = G + (int64_t)T * 2 * FE, *O = Hh + (int64_t)T * FE;
+    for (int e = 0; e < E; e++) {
+        int n = rt.start[e + 1] - rt.start[e];
+        const int *rows = rt.order + rt.start[e];
+        if (!n) continue;
+        const float *wi, *wo;
+        tn_hybrid_expert(m, l, e, &wi, &wo);
+        for (int i = 0; i < n; i++) memcpy(X + (int64_t)i * H, x + (int64_t)(rows[i] / k) * H, (size_t)H * sizeof *X);
+        tn_matmul_forward(G, X, wi, NULL, n, H, 2 * FE, 0);
+        for (int i = 0; i < n; i++) tn_swiglu_forward(Hh + (int64_t)i * FE, G + (int64_t)i * 2 * FE, G + (int64_t)i * 2 * FE + FE, FE);
+        tn_matmul_forward(O, Hh, wo, NULL, n, FE, H, 0);
+        for (int i = 0; i < n; i++) {
+            memcpy(gu + (int64_t)rows[i] * 2 * FE, G + (int64_t)i * 2 * FE, (size_t)2 * FE * sizeof *G);
+            memcpy(eo + (int64_t)rows[i] * H, O + (int64_t)i * H, (size_t)H * sizeof *O);
+        }
+    }
+#pragma omp parallel for if ((int64_t)T * k * H >= 65536)
     for (int t = 0; t < T; t++) {
-        int idx[256];
-        float w[256], dw[256];
-        route(sl[TN_SLOT_ROUTER] + (int64_t)t * E, E, k, idx, w);
-        const float *xt = xn2 + (int64_t)t * H, *dyt = dy + (int64_t)t * H;
-        float *dxt = dxn2 + (int64_t)t * H;
-        float wdw = 0;
+        float *yt = y + (int64_t)t * H;
         for (int j = 0; j < k; j++) {
-            int e = idx[j];
-            const float *gu = sl[TN_SLOT_EXPERTS_GATE_UP] + ((int64_t)t * k + j) * 2 * FE;
+            const float *et = eo + ((int64_t)t * k + j) * H;
+            float wj = rt.w[(int64_t)t * k + j];
+            for (int o = 0; o < H; o++) yt[o] += wj * et[o];
+        }
+    }
+    routing_free(&rt);
+    return 0;
+}
+
+/* dxn2 += d(experts)/d(xn2)ᵀ · dy, through the experts (grouped by expert
+ * as in forward) and the router. */
+static int moe_backward(const tn_model *m, float **sl, const float *xn2, const float *dy, float *dxn2, int l, int T, float *scratch) {
+    const tn_spec *s = &m->spec;
+    int H = (int)s->hidden, E = (int)s->n_experts, k = (int)s->n_experts_per_token, FE = (int)s->intermediate;
+    const float *Wr = m->hyb->p[l][TN_HYB_ROUTER];
+    routing rt;
+    if (routing_make(&rt, sl[TN_SLOT_ROUTER], T, E, k) != 0) return -1;
+    float *G = scratch, *Hh = G + (int64_t)T * 2 * FE, *dO = Hh + (int64_t)T * FE, *dH = dO + (int64_t)T * H;
+    float *dG = dH + (int64_t)T * FE, *dX = dG + (int64_t)T * 2 * FE;
+    for (int e = 0; e < E; e++) {
+        int n = rt.start[e + 1] - rt.start[e];
+        const int *rows = rt.order + rt.start[e];
+        if (!n) continue;
+        const float *wi, *wo;
+        tn_hybrid_expert(m, l, e, &wi, &wo);
+        for (int i = 0; i < n; i++) {
+            int r = rows[i];
+            const float *dyt = dy + (int64_t)(r / k) * H;
+            float wr = rt.w[r], *d = dO + (int64_t)i * H;
+            for (int o = 0; o < H; o++) d[o] = wr * dyt[o];
+            memcpy(G + (int64_t)i * 2 * FE, sl[TN_SLOT_EXPERTS_GATE_UP] + (int64_t)r * 2 * FE, (size_t)2 * FE * sizeof *G);
+            tn_swiglu_forward(Hh + (int64_t)i * FE, G + (int64_t)i * 2 * FE, G + (int64_t)i * 2 * FE + FE, FE);
+        }
+        memset(dH, 0, (size_t)n * FE * sizeof *dH);
+        tn_matmul_backward(dH, NULL, NULL, dO, Hh, wo, n, FE, H);
+        memset(dG, 0, (size_t)n * 2 * FE * sizeof *dG);
+        for (int i = 0; i < n; i++)
+            tn_swiglu_backward(dG + (int64_t)i * 2 * FE, dG + (int64_t)i * 2 * FE + FE, dH + (int64_t)i * FE, G + (int64_t)i * 2 * FE,
+                               G + (int64_t)i * 2 * FE + FE, FE);
+        memset(dX, 0, (size_t)n * H * sizeof *dX);
+        tn_matmul_backward(dX, NULL, NULL, dG, xn2, wi, n, H, 2 * FE);
+        for (int i = 0; i < n; i++) {
+            float *dxt = dxn2 + (int64_t)(rows[i] / k) * H;
+            const float *d = dX + (int64_t)i * H;
+            for (int o = 0; o < H; o++) dxt[o] += d[o];
+        }
+    }
+    /* the router: softmax over the k chosen logits */
+#pragma omp parallel for if ((int64_t)T * k * H >= 65536)
+    for (int t = 0; t < T; t++) {
+        const float *dyt = dy + (int64_t)t * H, *w = rt.w + (int64_t)t * k;
+        float *dxt = dxn2 + (int64_t)t * H, dw[256], wdw = 0;
+        for (int j = 0; j < k; j++) {
             const float *eo = sl[TN_SLOT_EXPERTS_OUT] + ((int64_t)t * k + j) * H;
             float acc = 0;
-            for (int o = 0; o < H; o++) acc += dyt[o] * eo[o], deo[o] = w[j] * dyt[o];
+            for (int o = 0; o < H; o++) acc += dyt[o] * eo[o];
             dw[j] = acc;
             wdw += w[j] * acc;
-            tn_swiglu_forward(h, gu, gu + FE, FE);
-            memset(dh, 0, (size_t)3 * FE * sizeof *dh);
-            tn_matmul_backward(dh, NULL, NULL, deo, h, Wo + (int64_t)e * H * FE, 1, FE, H);
-            tn_swiglu_backward(dgu, dgu + FE, dh, gu, gu + FE, FE);
-            tn_matmul_backward(dxt, NULL, NULL, dgu, xt, Wi + (int64_t)e * 2 * FE * H, 1, H, 2 * FE);
         }
-        /* softmax over the k chosen logits */
         for (int j = 0; j < k; j++) {
             float dl = w[j] * (dw[j] - wdw);
-            const float *wr = Wr + (int64_t)idx[j] * H;
+            const float *wr = Wr + (int64_t)rt.idx[(int64_t)t * k + j] * H;
             for (int i = 0; i < H; i++) dxt[i] += dl * wr[i];
         }
     }
-    free(buf);
+    routing_free(&rt);
     return 0;
 }
 
@@ -175,7 +239,9 @@ int tn_hybrid_layer_forward(tn_model *m, const tn_lora *lora, tn_activations *a,
     tn_swiglu_forward(h, sl[TN_SLOT_GATE], sl[TN_SLOT_UP], (int64_t)T * F);
     float *mlp = a->ws;
     LIN_F(mlp, h, TN_MOD_OUTPUT_LINEAR, F, H);
-    if (s->n_experts > 0 && moe_forward(m, sl, xn, mlp, l, T) != 0) return -1;
+    if (s->n_experts > 0 &&
+        tn_hybrid_moe_forward(m, l, xn, T, mlp, sl[TN_SLOT_ROUTER], sl[TN_SLOT_EXPERTS_GATE_UP], sl[TN_SLOT_EXPERTS_OUT], a->dbig) != 0)
+        return -1;
     for (int64_t i = 0; i < (int64_t)T * H; i++) out[i] = mid[i] + rm * mlp[i];
     return 0;
 }
@@ -205,7 +271,7 @@ int tn_hybrid_layer_backward(tn_model *m, tn_lora *lora, tn_activations *a, int 
     tn_rmsnorm_forward(xn2, a->ws, sl[TN_SLOT_X_MID], v.norm2, T, H, eps, 0); /* rebuild; rstd into ws, overwritten next */
     memset(dxn2, 0, (size_t)TH * sizeof *dxn2);
     LIN_B(dxn2, dgu, xn2, TN_MOD_INPUT_LINEAR, H, 2 * F);
-    if (s->n_experts > 0 && moe_backward(m, sl, xn2, dbranch, dxn2, l, T) != 0) return -1;
+    if (s->n_experts > 0 && moe_backward(m, sl, xn2, dbranch, dxn2, l, T, a->dbig) != 0) return -1;
     tn_rmsnorm_backward(dres, NULL, dxn2, sl[TN_SLOT_X_MID], v.norm2, sl[TN_SLOT_NORM2_RSTD], T, H, 0);
 
     /* Mixer: mid = x + rm·o. */

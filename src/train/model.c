@@ -160,8 +160,12 @@ static int load_small(tn_model *m) {
     return 0;
 }
 
-/* Granite 4.0-H's Mamba tensors and experts as fp32: a view into the
- * mapping when stored F32 and aligned, else a converted copy. */
+/* Granite 4.0-H's Mamba tensors and router as fp32: a view into the
+ * mapping when stored F32 and aligned, else a converted copy. The experts:
+ * a view when F32, else the stored BF16/F16 bytes, converted one expert at a
+ * time where used (tn_hybrid_expert) into a workspace of one expert. */
+static int64_t expert_ws_elems(const tn_spec *s) { return 3 * s->intermediate * s->hidden; }
+
 static int load_hybrid(tn_model *m) {
     const tn_spec *s = &m->spec;
     m->hyb = tn_calloc(1, sizeof *m->hyb, "hybrid weights");
@@ -169,6 +173,7 @@ static int load_hybrid(tn_model *m) {
     static const char *const names[TN_HYB_COUNT] = {"mamba.conv1d.weight", "mamba.conv1d.bias", "mamba.dt_bias", "mamba.A_log", "mamba.D",
                                                     "mamba.norm.weight", "block_sparse_moe.input_linear.weight",
                                                     "block_sparse_moe.output_linear.weight", "block_sparse_moe.router.layer.weight"};
+    int stored_experts = 0;
     for (int l = 0; l < s->n_layers; l++)
         for (int k = 0; k < TN_HYB_COUNT; k++) {
             int mamba = s->layer_kind[l] == TN_LAYER_MAMBA;
@@ -180,6 +185,13 @@ static int load_hybrid(tn_model *m) {
             const tn_tensor_info *t = need(m, name);
             if (!t) return -1;
             const float *d = direct_view(m, t);
+            int expert = k == TN_HYB_EXP_IN || k == TN_HYB_EXP_OUT;
+            if (!d && expert && !mlx_packed(m, t) && (t->dtype == TN_DTYPE_BF16 || t->dtype == TN_DTYPE_F16)) {
+                m->hyb->exp[l][k - TN_HYB_EXP_IN] = tn_safetensors_data(&m->st, t);
+                m->hyb->exp_dtype = t->dtype;
+                stored_experts = 1;
+                continue;
+            }
             if (!d) {
                 float *c = tn_malloc(fp32_elems(m, t) * 4, "fp32 hybrid tensor");
                 if (!c) return -1;
@@ -189,7 +201,56 @@ static int load_hybrid(tn_model *m) {
             }
             m->hyb->p[l][k] = d;
         }
+    if (stored_experts) {
+        m->hyb->expert_ws = tn_malloc((size_t)expert_ws_elems(s) * sizeof(float), "fp32 expert workspace");
+        if (!m->hyb->expert_ws) return -1;
+    }
     return 0;
+}
+
+/* One expert's matrix (which: 0 input_linear, 1 output_linear) from the
+ * quantized base into dst. */
+static void expert_dequantize(const tn_model *m, int l, int e, int which, float *dst) {
+    const tn_spec *s = &m->spec;
+    int64_t H = s->hidden, FE = s->intermediate;
+    int64_t rows = which ? H : 2 * FE, cols = which ? FE : H;
+    const unsigned char *q = m->qbase + m->hyb->qexp[((int64_t)l * s->n_experts + e) * 2 + which];
+    if (m->qkind == TN_QUANT_NF4) {
+        tn_nf4_dequantize(q, rows * cols, dst);
+        return;
+    }
+    tn_ggml_type gt = m->qkind == TN_QUANT_Q4_K ? TN_GGML_Q4_K : TN_GGML_Q8_0;
+    uint64_t row = tn_ggml_row_size(gt, cols);
+#pragma omp parallel for if (rows * cols > 65536)
+    for (int64_t r = 0; r < rows; r++) tn_dequantize_row(gt, q + (uint64_t)r * row, dst + r * cols, cols);
+}
+
+/* n 16-bit values (BF16 or F16) from src into dst as fp32. */
+static void widen16(const unsigned char *p, int dtype, int64_t n, float *dst) {
+    if (dtype == TN_DTYPE_BF16) {
+#pragma omp parallel for if (n > 65536)
+        for (int64_t i = 0; i < n; i++) dst[i] = tn_bf16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
+    } else {
+#pragma omp parallel for if (n > 65536)
+        for (int64_t i = 0; i < n; i++) dst[i] = tn_f16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
+    }
+}
+
+void tn_hybrid_expert(const tn_model *m, int l, int e, const float **wi, const float **wo) {
+    const tn_spec *s = &m->spec;
+    const tn_hybrid_weights *hw = m->hyb;
+    int64_t nin = 2 * s->intermediate * s->hidden, nout = s->hidden * s->intermediate;
+    float *ws = hw->expert_ws;
+    if (hw->qexp) {
+        expert_dequantize(m, l, e, 0, ws);
+        expert_dequantize(m, l, e, 1, ws + nin);
+        *wi = ws, *wo = ws + nin;
+        return;
+    }
+    if (hw->p[l][TN_HYB_EXP_IN]) *wi = hw->p[l][TN_HYB_EXP_IN] + e * nin;
+    else widen16(hw->exp[l][0] + 2 * e * nin, hw->exp_dtype, nin, ws), *wi = ws;
+    if (hw->p[l][TN_HYB_EXP_OUT]) *wo = hw->p[l][TN_HYB_EXP_OUT] + e * nout;
+    else widen16(hw->exp[l][1] + 2 * e * nout, hw->exp_dtype, nout, ws + nin), *wo = ws + nin;
 }
 
 /* ---- a GGUF base: the layer matrices in the GGUF's own blocks ---------- */
@@ -508,10 +569,14 @@ int tn_model_quantize_base(tn_model *m, int kind) {
     const tn_spec *s = &m->spec;
     if (m->gguf)
         return tn_fail("%s: a GGUF base is already quantized (LoRA trains on its own blocks): train without --qlora", m->gguf->name);
-    if (s->family->hybrid) return tn_fail("%s: QLoRA of %s is not in this build yet", m->path, s->model_type);
     if (s->quant_bits)
         return tn_fail("%s: the checkpoint is already quantized (MLX %lld-bit): train LoRA on it as it is, without --qlora", m->path,
                        (long long)s->quant_bits);
+    /* Granite 4.0-H's experts: each expert's input_linear [2FE, H] and
+     * output_linear [H, FE] quantized on its own. */
+    int E = s->family->hybrid && s->n_experts > 0 ? (int)s->n_experts : 0;
+    int64_t H = s->hidden, FE = s->intermediate;
+    uint64_t *qexp = NULL;
     int L = (int)s->n_layers;
     tn_ggml_type gt = kind == TN_QUANT_Q4_K ? TN_GGML_Q4_K : TN_GGML_Q8_0;
     m->qoff = tn_malloc((size_t)L * TN_MOD_COUNT * sizeof *m->qoff, "quantized offsets");
@@ -533,10 +598,28 @@ int tn_model_quantize_base(tn_model *m, int kind) {
         }
         if (layer > largest_layer) largest_layer = layer;
     }
+    if (E) {
+        for (int w = 0; w < 2; w++) {
+            int64_t cols = w ? FE : H;
+            if (kind != TN_QUANT_NF4 && cols % tn_ggml_block_size(gt))
+                return tn_fail("%s: --qlora %s needs rows that are a multiple of %d values; the experts' %s has rows of %lld (use --qlora nf4)",
+                               m->path, kind == TN_QUANT_Q4_K ? "q4_k" : "q8_0", tn_ggml_block_size(gt), w ? "output_linear" : "input_linear",
+                               (long long)cols);
+        }
+        qexp = tn_malloc((size_t)L * E * 2 * sizeof *qexp, "quantized expert offsets");
+        if (!qexp) return -1;
+        for (int l = 0; l < L; l++)
+            for (int e = 0; e < E; e++)
+                for (int w = 0; w < 2; w++) {
+                    int64_t rows = w ? H : 2 * FE, cols = w ? FE : H;
+                    qexp[((int64_t)l * E + e) * 2 + w] = total;
+                    total += kind == TN_QUANT_NF4 ? tn_nf4_bytes(rows * cols) : (uint64_t)rows * tn_ggml_row_size(gt, cols);
+                }
+    }
     m->qbase = tn_malloc(total, "quantized base");
     float *tmp = tn_malloc(largest * sizeof(float), "quantization buffer");
     if (!m->qbase || !tmp) {
-        free(tmp);
+        free(tmp), free(qexp);
         return -1;
     }
     m->qbytes = total;
@@ -557,7 +640,35 @@ int tn_model_quantize_base(tn_model *m, int kind) {
             /* The 16-bit original is not needed again: let its pages go. */
             tn_release_pages(tn_safetensors_data(&m->st, t), t->n_bytes);
         }
+    for (int l = 0; l < L && E; l++) {
+        for (int e = 0; e < E; e++) {
+            const float *wi, *wo;
+            tn_hybrid_expert(m, l, e, &wi, &wo); /* fp32 from the checkpoint: m->hyb->qexp is set below */
+            for (int w = 0; w < 2; w++) {
+                int64_t rows = w ? H : 2 * FE, cols = w ? FE : H;
+                const float *src = w ? wo : wi;
+                unsigned char *dst = m->qbase + qexp[((int64_t)l * E + e) * 2 + w];
+                if (kind == TN_QUANT_NF4) tn_nf4_quantize(src, rows * cols, dst);
+                else if (!tn_quant_rows(gt, src, dst, rows, cols)) {
+                    free(tmp), free(qexp);
+                    return -1;
+                }
+            }
+        }
+        static const char *const en[2] = {"block_sparse_moe.input_linear.weight", "block_sparse_moe.output_linear.weight"};
+        for (int w = 0; w < 2; w++) {
+            char name[512];
+            snprintf(name, sizeof name, "model.layers.%d.%s", l, en[w]);
+            const tn_tensor_info *t = need(m, name);
+            if (t) tn_release_pages(tn_safetensors_data(&m->st, t), t->n_bytes);
+        }
+    }
     free(tmp);
+    if (E) {
+        m->hyb->qexp = qexp;
+        if (!m->hyb->expert_ws && !(m->hyb->expert_ws = tn_malloc((size_t)expert_ws_elems(s) * sizeof(float), "fp32 expert workspace")))
+            return -1;
+    }
     if ((uint64_t)m->layer_ws_elems < largest_layer) {
         free(m->layer_ws);
         m->layer_ws = tn_malloc(largest_layer * sizeof(float), "fp32 layer workspace");
@@ -573,6 +684,7 @@ void tn_model_close(tn_model *m) {
     free(m->gguf);
     if (m->hyb)
         for (int i = 0; i < m->hyb->n_copies; i++) free(m->hyb->copies[i]);
+    if (m->hyb) free(m->hyb->qexp), free(m->hyb->expert_ws);
     free(m->hyb);
     free(m->qbase);
     free(m->qoff);

@@ -32,17 +32,26 @@ extern const char *const tn_module_paths[TN_MOD_COUNT];
 int tn_module_applies(const tn_spec *s, int l, tn_module k);
 void tn_module_dims(const tn_spec *s, tn_module k, int *in, int *out);
 
-/* Granite 4.0-H's per-layer tensors that are not adaptable Linears, as fp32
- * (views into an F32 mapping or converted copies): the Mamba mixer's
- * conv1d weight [C, K] and bias [C], dt_bias, A_log, D [heads], norm
- * weight [d_inner]; the experts' input_linear [E, 2FE, H], output_linear
- * [E, H, FE] and router [E, H]. */
+/* Granite 4.0-H's per-layer tensors that are not adaptable Linears. As
+ * fp32 (views into an F32 mapping or converted copies, small): the Mamba
+ * mixer's conv1d weight [C, K] and bias [C], dt_bias, A_log, D [heads],
+ * norm weight [d_inner], and the router [E, H]. The experts' input_linear
+ * [E, 2FE, H] and output_linear [E, H, FE] stay in the checkpoint's dtype
+ * (p[l][TN_HYB_EXP_*] is a direct view only when the mapping is F32; else
+ * exp[l][*] points at the stored BF16/F16 data) or, with QLoRA, quantized
+ * per expert matrix (qexp: [L][E][2] offsets into m->qbase), and are
+ * converted to fp32 one expert at a time where used (tn_hybrid_expert,
+ * into expert_ws). */
 enum { TN_HYB_CONV_W, TN_HYB_CONV_B, TN_HYB_DT_BIAS, TN_HYB_A_LOG, TN_HYB_D, TN_HYB_NORM, TN_HYB_EXP_IN, TN_HYB_EXP_OUT,
        TN_HYB_ROUTER, TN_HYB_COUNT };
 typedef struct {
     const float *p[TN_MAX_LAYERS][TN_HYB_COUNT];
     float *copies[TN_MAX_LAYERS * TN_HYB_COUNT];
     int n_copies;
+    const unsigned char *exp[TN_MAX_LAYERS][2]; /* stored 16-bit experts (input, output) */
+    int exp_dtype;                              /* their tn_dtype */
+    uint64_t *qexp;                             /* QLoRA: [L][E][2] offsets into qbase, or NULL */
+    float *expert_ws;                           /* [3·FE·H]: one expert's two matrices in fp32 */
 } tn_hybrid_weights;
 
 typedef struct {
@@ -135,6 +144,20 @@ int tn_model_save(const tn_model *m, const char *dir, tn_dtype dtype);
  * training stages this build lacks. */
 int tn_model_open(const char *dir, int max_seq, tn_model *m);
 void tn_model_close(tn_model *m);
+/* Expert e of layer l in fp32: *wi = input_linear [2FE, H], *wo =
+ * output_linear [H, FE]; views into an F32 mapping, or converted
+ * (BF16/F16) / dequantized (QLoRA) into the model's expert workspace, which
+ * the next call overwrites. */
+void tn_hybrid_expert(const tn_model *m, int l, int e, const float **wi, const float **wo);
+/* The experts of layer l over T rows of x [T, H]: router logits [T, E]
+ * into `router`, each chosen expert's gate|up [T·k, 2FE] into `gu` and
+ * output [T·k, H] into `eo` (row t·k + j for the j-th choice of token t),
+ * and y[t] += Σ_j w_tj · eo[t·k + j] (j in order). Tokens are grouped by
+ * expert: one product per expert over its rows, each expert converted once.
+ * scratch: tn_hybrid_moe_scratch(spec, T) floats. */
+int tn_hybrid_moe_forward(const tn_model *m, int l, const float *x, int T, float *y, float *router, float *gu, float *eo, float *scratch);
+int64_t tn_hybrid_moe_scratch(const tn_spec *s, int64_t T);
+
 /* Fills v with fp32 views of layer l's weights (converting into the layer
  * workspace when the checkpoint is 16-bit). */
 int tn_model_layer_view(tn_model *m, int l, tn_layer_view *v);
