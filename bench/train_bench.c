@@ -85,7 +85,8 @@ int main(int argc, char **argv) {
      * and counted too. Recompute (checkpointing) is not counted. */
     tn_param_counts pc;
     tn_spec_count_params(s, &pc);
-    double matrix = (double)(pc.total - pc.norms) - (double)s->vocab_size * s->hidden * (s->tied_embeddings ? 1 : 2);
+    /* mixtures of experts: the routed experts only (pc.active) */
+    double matrix = (double)((s->n_experts > 0 ? pc.active : pc.total) - pc.norms) - (double)s->vocab_size * s->hidden * (s->tied_embeddings ? 1 : 2);
     double head = (double)s->vocab_size * s->hidden;
     double Q = (double)(s->n_heads * s->head_dim);
     double per_token = 4.0 * (matrix + head) + (double)s->n_layers * 6.0 * S * Q + 6.0 * (double)lora.n_params;

@@ -275,7 +275,7 @@ void tn_plan_make(const tn_spec *spec, tn_dtype stored, const tn_plan_settings *
     } else if (kind == TN_PLAN_QLORA) {
         /* Each layer matrix quantized on its own (NF4 blocks of 64 with
          * double-quantized scales; ggml blocks along the rows). */
-        uint64_t qb = hyb.experts_quantized;
+        uint64_t qb = hyb.experts_quantized, qn = hyb.experts;
         for (int l = 0; l < L; l++)
             for (const tn_tensor_rule *r = spec->family->layer_rules; r->name; r++) {
                 if (!tn_rule_applies(spec, r, l) || r->n_dims < 2) continue;
@@ -285,9 +285,10 @@ void tn_plan_make(const tn_spec *spec, tn_dtype stored, const tn_plan_settings *
                 uint64_t n = 1;
                 for (int i = 0; i < r->n_dims; i++) n *= (uint64_t)tn_spec_dim(spec, r->shape[i]);
                 if (n <= 4096 && !spec->family->hybrid) continue;
-                qb += tn_quant_bytes(s->qlora, n);
+                qb += tn_quant_bytes(s->qlora, n), qn += n;
             }
-        add(p, "weights: layers (quantized)", qb, "%llu linear weights in %s", (unsigned long long)w.layer_linear, tn_quant_name(s->qlora));
+        add(p, "weights: layers (quantized)", qb, "%llu linear weights in %s", (unsigned long long)(spec->family->hybrid ? qn : w.layer_linear),
+            tn_quant_name(s->qlora));
         add(p, "weights: embeddings and head", (w.embed + w.lm_head) * esz, "%llu parameters kept in %s", (unsigned long long)(w.embed + w.lm_head), dn);
         add(p, "weights: norms and small", w.norms_and_small * 4, "%llu parameters in fp32", (unsigned long long)w.norms_and_small);
         add(p, "fp32 layer workspace", w.largest_layer * 4, "one layer's matrices dequantized to fp32 (%llu weights)", (unsigned long long)w.largest_layer);

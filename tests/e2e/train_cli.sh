@@ -74,4 +74,9 @@ $T train $M --data $D --out "$W/z" --budget 1M 2> "$W/e"; [ $? -eq 1 ] && grep -
 [ ! -e "$W/z/adapter_model.safetensors" ] || fail "a refused run wrote an adapter"
 $T train $M --data $D --out "$W/z" --targets q_proj,nope 2> "$W/e"; [ $? -ne 0 ] && grep -q "'nope' is not a module" "$W/e" || fail "bad target: $(cat "$W/e")"
 $T train --help | grep -q -- "--grad-accum" || fail "train --help"
+# Granite 4.0-H MoE on a quantized base (experts quantized per expert matrix); check prices it
+H=tests/fixtures/granitehybrid-moe
+$T train $H --data $D --out "$W/hq" --iters 2 --qlora=q8_0 > "$W/hq.log" 2>&1 || fail "granitehybrid-moe --qlora: $(tail -3 "$W/hq.log")"
+[ -s "$W/hq/adapter_model.safetensors" ] || fail "granitehybrid-moe --qlora wrote no adapter"
+$T check $H --qlora=nf4 | grep -q "fp32 expert workspace" || fail "check --qlora does not price the expert workspace"
 echo "train_cli: ok"
