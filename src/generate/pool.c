@@ -8,8 +8,16 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <fcntl.h>
+#endif
 
 #define MAX_THREADS 256
+#define LATE 1e-3      /* a worker this late was off its CPU: the machine is busy */
+#define SHORT 5e-6     /* the spin while the machine is busy */
+#define RETRY 0.5      /* seconds of short spins before trying long ones again */
+#define PROBE 0.1      /* seconds between looks at the run queue */
 
 static struct {
     int nth;                 /* threads, the caller included; -1 until first use */
@@ -20,6 +28,11 @@ static struct {
     atomic_int busy;         /* a step is running (reentry runs alone) */
     atomic_int caller_waits; /* the caller is asleep on `fin` */
     double caller_spin;      /* seconds the caller spins for the workers before sleeping */
+    atomic_int calm;         /* 0 after a step found a worker late by over LATE s: spin SHORT s only */
+    double retry_at;         /* when to try spinning again (the caller's clock) */
+    double next_probe;       /* when to look at the run queue again */
+    int quiet_probes;        /* looks in a row that found no other runnable thread */
+    int ncpu;
     tn_pool_fn fn;
     void *ctx;
     pthread_mutex_t lock;
@@ -50,7 +63,7 @@ static unsigned wait_gen(unsigned seen) {
         relax();
         if (i % 256) continue;
         if (t0 == 0) t0 = now();
-        else if (now() - t0 > P.spin) {
+        else if (now() - t0 > (atomic_load_explicit(&P.calm, memory_order_relaxed) ? P.spin : SHORT)) {
             pthread_mutex_lock(&P.lock);
             atomic_fetch_add(&P.sleeping, 1);
             while ((g = atomic_load(&P.gen)) == seen) pthread_cond_wait(&P.wake, &P.lock);
@@ -61,6 +74,33 @@ static unsigned wait_gen(unsigned seen) {
     }
 }
 
+/* Threads of other programs waiting for a CPU now beyond those this pool
+ * leaves free (Linux: the run queue count of /proc/loadavg, less this
+ * pool's awake threads); -1 where unknown. */
+static int others_runnable(void) {
+#if defined(__linux__)
+    char buf[128];
+    int fd = open("/proc/loadavg", O_RDONLY);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    buf[n] = 0;
+    int spaces = 0, running = -1;
+    for (char *p = buf; *p; p++)
+        if (*p == ' ' && ++spaces == 3) {
+            running = atoi(p + 1);
+            break;
+        }
+    if (running < 0) return -1;
+    const int mine = P.nth - atomic_load(&P.sleeping);
+    const int o = running - mine - (P.ncpu > P.nth ? P.ncpu - P.nth : 0);
+    return o > 0 ? o : 0;
+#else
+    return -1;
+#endif
+}
+
 static void *worker(void *arg) {
     const int ith = (int)(intptr_t)arg;
     unsigned seen = 0;
@@ -68,9 +108,9 @@ static void *worker(void *arg) {
         seen = wait_gen(seen);
         P.fn(P.ctx, ith, P.nth);
         if (atomic_fetch_add(&P.done, 1) + 1 == P.nth - 1 && atomic_load(&P.caller_waits)) {
-            pthread_mutex_lock(&P.lock); /* the caller sleeps (or is about to, holding the lock) */
-            pthread_cond_signal(&P.fin);
+            pthread_mutex_lock(&P.lock); /* the caller is asleep once the lock is free (or saw done) */
             pthread_mutex_unlock(&P.lock);
+            pthread_cond_signal(&P.fin); /* outside the lock: the caller wakes to a free mutex */
         }
     }
     return NULL;
@@ -85,6 +125,9 @@ static void init(void) {
     const char *s = getenv("TUNE_POOL_SPIN_US");
     P.spin = (s ? atof(s) : 200.0) * 1e-6;
     P.caller_spin = P.spin / 2;
+    long nc = sysconf(_SC_NPROCESSORS_ONLN);
+    P.ncpu = nc > 0 ? (int)nc : 1;
+    atomic_store(&P.calm, 1);
     int n = omp_get_max_threads();
     if (n > MAX_THREADS) n = MAX_THREADS;
     P.nth = 1;
@@ -120,24 +163,45 @@ void tn_pool_run(tn_pool_fn fn, void *ctx) {
     atomic_store_explicit(&P.done, 0, memory_order_relaxed);
     atomic_fetch_add(&P.gen, 1); /* seq_cst: ordered before the load of sleeping */
     if (atomic_load(&P.sleeping) > 0) {
-        pthread_mutex_lock(&P.lock);
-        pthread_cond_broadcast(&P.wake);
+        pthread_mutex_lock(&P.lock); /* sleepers are in cond_wait once the lock is free */
         pthread_mutex_unlock(&P.lock);
+        pthread_cond_broadcast(&P.wake);
     }
     fn(ctx, 0, P.nth);
     double t0 = 0;
+    int calm = atomic_load_explicit(&P.calm, memory_order_relaxed), late = 0;
     for (unsigned i = 1; atomic_load_explicit(&P.done, memory_order_acquire) < P.nth - 1; i++) {
         relax();
         if (i % 256) continue;
         if (t0 == 0) t0 = now();
-        else if (now() - t0 > P.caller_spin) { /* a worker is late (descheduled?): give the CPU up */
+        else if (now() - t0 > (calm ? P.caller_spin : SHORT)) { /* a worker is late (descheduled?): give the CPU up */
             pthread_mutex_lock(&P.lock);
             atomic_store(&P.caller_waits, 1);
             while (atomic_load(&P.done) < P.nth - 1) pthread_cond_wait(&P.fin, &P.lock);
             atomic_store(&P.caller_waits, 0);
             pthread_mutex_unlock(&P.lock);
+            late = now() - t0 > LATE;
             break;
         }
+    }
+    /* Spinning only pays while every thread has a CPU of its own: when
+     * other programs want the CPUs, spinning threads lose the scheduler's
+     * favour to them and each step waits for the thread they preempted
+     * (2-3x slower than waiting passively). So: spin long only while a look
+     * at the run queue every PROBE s has found no one else waiting PROBES
+     * times in a row, and not for RETRY s after a worker came LATE. */
+    const double t = now();
+    if (late) {
+        atomic_store_explicit(&P.calm, 0, memory_order_relaxed);
+        P.retry_at = t + RETRY, P.quiet_probes = 0;
+    } else if (t >= P.next_probe) {
+        P.next_probe = t + PROBE;
+        const int o = others_runnable();
+        if (o > 0) {
+            atomic_store_explicit(&P.calm, 0, memory_order_relaxed);
+            P.quiet_probes = 0;
+        } else if (!calm && t > P.retry_at && (o < 0 || ++P.quiet_probes >= 3))
+            atomic_store_explicit(&P.calm, 1, memory_order_relaxed);
     }
     atomic_store(&P.busy, 0);
 }
