@@ -17,7 +17,7 @@
 #define LATE 1e-3      /* a worker this late was off its CPU: the machine is busy */
 #define SHORT 5e-6     /* the spin while the machine is busy */
 #define RETRY 0.5      /* seconds of short spins before trying long ones again */
-#define PROBE 0.1      /* seconds between looks at the run queue */
+#define PROBE 0.05     /* seconds between looks at the run queue */
 
 static struct {
     int nth;                 /* threads, the caller included; -1 until first use */
@@ -188,19 +188,19 @@ void tn_pool_run(tn_pool_fn fn, void *ctx) {
      * other programs want the CPUs, spinning threads lose the scheduler's
      * favour to them and each step waits for the thread they preempted
      * (2-3x slower than waiting passively). So: spin long only while a look
-     * at the run queue every PROBE s has found no one else waiting PROBES
-     * times in a row, and not for RETRY s after a worker came LATE. */
+     * at the run queue every PROBE s has found no one else waiting 3 times
+     * in a row; where the run queue cannot be read, not for RETRY s after a
+     * worker came LATE (on Linux a late worker only brings the next look
+     * forward: page faults of a first token make workers late too). */
     const double t = now();
-    if (late) {
-        atomic_store_explicit(&P.calm, 0, memory_order_relaxed);
-        P.retry_at = t + RETRY, P.quiet_probes = 0;
-    } else if (t >= P.next_probe) {
+    if (late) P.next_probe = 0;
+    if (t >= P.next_probe) {
         P.next_probe = t + PROBE;
         const int o = others_runnable();
-        if (o > 0) {
+        if (o > 0 || (o < 0 && late)) {
             atomic_store_explicit(&P.calm, 0, memory_order_relaxed);
-            P.quiet_probes = 0;
-        } else if (!calm && t > P.retry_at && (o < 0 || ++P.quiet_probes >= 3))
+            P.quiet_probes = 0, P.retry_at = t + RETRY;
+        } else if (!calm && (o < 0 ? t > P.retry_at : ++P.quiet_probes >= 3))
             atomic_store_explicit(&P.calm, 1, memory_order_relaxed);
     }
     atomic_store(&P.busy, 0);

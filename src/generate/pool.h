@@ -15,7 +15,7 @@
  * lose the scheduler's favour to other programs, and every step waits for
  * whichever thread was preempted: 2-3x slower than waiting passively), so
  * the pool spins long only while it sees no other program waiting for a
- * CPU (the run queue of /proc/loadavg, looked at every 0.1 s, quiet three
+ * CPU (the run queue of /proc/loadavg, looked at every 0.05 s, quiet three
  * times in a row; elsewhere, no worker late by 1 ms in the last 0.5 s), and
  * otherwise spins 5 us and sleeps, about as OpenMP's passive wait does.
  * The thread count is OpenMP's
