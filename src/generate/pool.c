@@ -1,6 +1,7 @@
 /* pool.c - see pool.h. */
 #define _GNU_SOURCE
 #include "generate/pool.h"
+#include "util/platform.h"
 
 #include <omp.h>
 #include <pthread.h>
@@ -10,7 +11,6 @@
 #include <time.h>
 #include <unistd.h>
 #if defined(__linux__)
-#include <fcntl.h>
 #endif
 
 #define MAX_THREADS 256
@@ -78,27 +78,11 @@ static unsigned wait_gen(unsigned seen) {
  * leaves free (Linux: the run queue count of /proc/loadavg, less this
  * pool's awake threads); -1 where unknown. */
 static int others_runnable(void) {
-#if defined(__linux__)
-    char buf[128];
-    int fd = open("/proc/loadavg", O_RDONLY);
-    if (fd < 0) return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    buf[n] = 0;
-    int spaces = 0, running = -1;
-    for (char *p = buf; *p; p++)
-        if (*p == ' ' && ++spaces == 3) {
-            running = atoi(p + 1);
-            break;
-        }
+    int running = tn_runnable_threads();
     if (running < 0) return -1;
     const int mine = P.nth - atomic_load(&P.sleeping);
     const int o = running - mine - (P.ncpu > P.nth ? P.ncpu - P.nth : 0);
     return o > 0 ? o : 0;
-#else
-    return -1;
-#endif
 }
 
 static void *worker(void *arg) {

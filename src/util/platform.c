@@ -104,6 +104,24 @@ uint64_t tn_physical_memory(void) {
 #endif
 }
 
+int tn_runnable_threads(void) {
+#if defined(__linux__)
+    char buf[128];
+    int fd = open("/proc/loadavg", O_RDONLY);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    buf[n] = 0;
+    int spaces = 0;
+    for (char *p = buf; *p; p++)
+        if (*p == ' ' && ++spaces == 3) return atoi(p + 1); /* "0.52 0.58 0.59 2/512 ...": running/total */
+    return -1;
+#else
+    return -1;
+#endif
+}
+
 uint64_t tn_peak_rss(void) {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;

@@ -23,6 +23,9 @@ char *tn_read_file(const char *path, size_t max_bytes, size_t *size_out);
 uint64_t tn_physical_memory(void);
 /* Peak resident set size of this process, in bytes. */
 uint64_t tn_peak_rss(void);
+/* Threads of the whole system running or waiting for a CPU now (Linux: the
+ * run queue count of /proc/loadavg); -1 where the system does not say. */
+int tn_runnable_threads(void);
 /* Monotonic seconds. */
 double tn_seconds(void);
 
