@@ -9,7 +9,9 @@
 #include "generate/pool.h"
 #include "generate/qmatvec.h"
 #include "nn/ops.h"
+#include "io/dtype.h"
 #include "quant/dequant_gguf.h"
+#include "quant/quant.h"
 #include "util/error.h"
 
 #define CHUNK 64
@@ -90,6 +92,55 @@ int tn_infer_init(tn_infer *s, const tn_model *m, const tn_lora *lora, int max_c
     s->h = p, p += C * F;
     s->xa = p, p += C * r;
     s->logits = p;
+    if (!getenv("TUNE_DECODE_FP32") && tn_infer_attach_16bit(s, m, NULL) != 0) {
+        tn_infer_free(s);
+        return -1;
+    }
+    return 0;
+}
+
+/* A 2-D tensor [out, in] stored in BF16 or F16 (as a ggml type), else -1. */
+static int stored16(const tn_model *m, const char *name, int64_t in, int64_t out, const void **data) {
+    const tn_tensor_info *t = tn_safetensors_find(&m->st, name);
+    if (!t || t->n_dims != 2 || t->shape[0] != out || t->shape[1] != in) return -1;
+    if (t->dtype != TN_DTYPE_BF16 && t->dtype != TN_DTYPE_F16) return -1;
+    *data = tn_safetensors_data(&m->st, t);
+    return t->dtype == TN_DTYPE_BF16 ? TN_GGML_BF16 : TN_GGML_F16;
+}
+
+int tn_infer_attach_16bit(tn_infer *s, const tn_model *m, int *attached) {
+    const tn_spec *sp = &m->spec;
+    if (attached) *attached = 0;
+    if (s->qw || m->master || m->qbase || m->gguf || sp->quant_bits > 0) return 0;
+    tn_qweights *qw = tn_calloc(1, sizeof *qw, "16-bit weight table");
+    if (!qw) return -1;
+    char name[256];
+    const void *d;
+    int type;
+    for (int l = 0; l < sp->n_layers; l++) {
+        int whole = 1;
+        for (int k = 0; k < TN_MOD_COUNT; k++) {
+            if (!tn_module_applies(sp, l, (tn_module)k)) continue;
+            int in, out;
+            tn_module_dims(sp, (tn_module)k, &in, &out);
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, tn_module_paths[k]);
+            if ((type = stored16(m, name, in, out, &d)) < 0) {
+                whole = 0;
+                continue;
+            }
+            qw->mat[l][k] = (tn_qmat){d, type, 0};
+            qw->by_type[type]++, qw->n++;
+        }
+        qw->whole[l] = (unsigned char)whole;
+    }
+    if ((type = stored16(m, sp->tied_embeddings ? "model.embed_tokens.weight" : "lm_head.weight", sp->hidden, sp->vocab_size, &d)) >= 0)
+        qw->head = (tn_qmat){d, type, 0}, qw->by_type[type]++, qw->n++;
+    if (!qw->n) {
+        free(qw);
+        return 0;
+    }
+    s->qw = qw;
+    if (attached) *attached = qw->n;
     return 0;
 }
 
@@ -106,7 +157,7 @@ void tn_infer_reset(tn_infer *s) { s->pos = 0; }
 static const tn_gguf_tensor *find_matrix(const tn_gguf *g, const char *name, int64_t in, int64_t out) {
     const tn_gguf_tensor *t = tn_gguf_find_tensor(g, name);
     if (!t || t->n_dims != 2 || t->ne[0] != in || t->ne[1] != out) return NULL;
-    if (t->type == 0 || t->type == 1 || t->type == 28 || t->type == 30 || !tn_gguf_can_dequantize(t->type)) return NULL; /* F32 F16 F64 BF16 */
+    if (t->type == 0 || t->type == 28 || !tn_gguf_can_dequantize(t->type)) return NULL; /* F32 F64 (F16, BF16: qmatvec's 16-bit rows) */
     return t;
 }
 
@@ -114,6 +165,11 @@ int tn_infer_attach_gguf(tn_infer *s, const tn_model *m, const char *gguf_path, 
     const tn_spec *sp = &m->spec;
     if (attached) *attached = 0;
     if (sp->family->hybrid || !sp->family->gguf_layer) return 0;
+    if (s->qw) { /* 16-bit rows of the model's own folder: the GGUF's blocks instead */
+        tn_gguf_close(&s->qw->g);
+        free(s->qw);
+        s->qw = NULL;
+    }
     tn_qweights *qw = tn_calloc(1, sizeof *qw, "quantized weight table");
     if (!qw) return -1;
     if (tn_gguf_open(gguf_path, &qw->g) != 0) return free(qw), -1;
@@ -187,11 +243,6 @@ static void linear_q(const tn_qmat *q, float *tmp, float *y, const float *x, con
     tn_matmul_forward(y, xa, mod->b, NULL, n, lora->rank, out, 1);
 }
 
-static void linear(float *y, const float *x, const float *w, const float *b, int n, int in, int out, const tn_lora *lora, int layer,
-                   tn_module k, float *xa) {
-    linear_q(NULL, NULL, y, x, w, b, n, in, out, lora, layer, k, xa);
-}
-
 /* Attention of query i (position p0 + i), head h, over the cache. */
 static void attend_one(const tn_infer *s, const tn_spec *sp, int l, int p0, int i, int h) {
     int nh = (int)sp->n_heads, nkv = (int)sp->n_kv_heads, hd = (int)sp->head_dim, KV = nkv * hd, Q = nh * hd;
@@ -258,6 +309,46 @@ static void attend(const tn_infer *s, const tn_spec *sp, int l, int p0, int n) {
 
 /* One Granite 4.0-H layer over n new tokens (as train/hybrid.c), carrying
  * the Mamba state across calls. */
+/* The k of r[E] largest (first index on ties) and their softmax weights:
+ * train/hybrid.c's routing of one token. */
+static void route1(const float *r, int E, int k, int *idx, float *w) {
+    unsigned char used[256] = {0};
+    for (int j = 0; j < k; j++) {
+        int best = -1;
+        for (int e = 0; e < E; e++)
+            if (!used[e] && (best < 0 || r[e] > r[best])) best = e;
+        used[best] = 1;
+        idx[j] = best;
+    }
+    float mx = r[idx[0]], sum = 0;
+    for (int j = 0; j < k; j++) sum += (w[j] = expf(r[idx[j]] - mx));
+    for (int j = 0; j < k; j++) w[j] /= sum;
+}
+
+/* Granite 4.0-H's experts for one token x [H], added into y [H] as
+ * tn_hybrid_moe_forward does (y += Σ_j w_j·expert_j(x), j in order), each
+ * chosen expert's two matrices read in their stored BF16/F16 rows instead
+ * of converted to fp32. */
+static void experts16(const tn_model *m, int l, const hyb_bufs *b, const float *x, float *y) {
+    const tn_spec *sp = &m->spec;
+    const int H = (int)sp->hidden, E = b->E, k = b->k, FE = b->FE;
+    const int type = m->hyb->exp_dtype == TN_DTYPE_BF16 ? TN_GGML_BF16 : TN_GGML_F16;
+    const uint64_t nin = 2 * (uint64_t)FE * H, nout = (uint64_t)H * FE;
+    int idx[256];
+    float w[256];
+    tn_matmul_forward(b->router, x, m->hyb->p[l][TN_HYB_ROUTER], NULL, 1, H, E, 0);
+    route1(b->router, E, k < 256 ? k : 256, idx, w);
+    for (int j = 0; j < k && j < 256; j++) {
+        float *gu = b->egu + (int64_t)j * 2 * FE, *eo = b->eo + (int64_t)j * H;
+        tn_qmatvec(type, m->hyb->exp[l][0] + 2 * idx[j] * nin, x, gu, 2 * FE, H);
+        tn_swiglu_forward(b->eh, gu, gu + FE, FE);
+        tn_qmatvec(type, m->hyb->exp[l][1] + 2 * idx[j] * nout, b->eh, eo, H, FE);
+    }
+    for (int j = 0; j < k && j < 256; j++)
+        for (int o = 0; o < H; o++) y[o] += w[j] * b->eo[(int64_t)j * H + o];
+}
+
+#define QM(k) (s->qw ? &s->qw->mat[l][k] : NULL)
 static void hybrid_layer(tn_infer *s, const tn_model *m, const tn_lora *lora, const tn_layer_view *v, hyb_bufs *b, int l, int n, float *rstd) {
     const tn_spec *sp = &m->spec;
     int H = (int)sp->hidden, Q = (int)(sp->n_heads * sp->head_dim), KV = (int)(sp->n_kv_heads * sp->head_dim);
@@ -266,7 +357,7 @@ static void hybrid_layer(tn_infer *s, const tn_model *m, const tn_lora *lora, co
     tn_rmsnorm_forward(s->xn, rstd, s->x, v->norm1, n, H, eps, 0);
     if (sp->layer_kind[l] == TN_LAYER_MAMBA) {
         int di = b->di, Cc = b->Cc, W = b->W, K1 = b->K - 1, GN = b->G * b->N;
-        linear(b->zx, s->xn, v->w[TN_MOD_IN_PROJ], v->bias[TN_MOD_IN_PROJ], n, H, W, lora, l, TN_MOD_IN_PROJ, s->xa);
+        linear_q(QM(TN_MOD_IN_PROJ), s->qtmp, b->zx, s->xn, v->w[TN_MOD_IN_PROJ], v->bias[TN_MOD_IN_PROJ], n, H, W, lora, l, TN_MOD_IN_PROJ, s->xa);
         /* the conv over [cached K-1 rows | n new rows]; its first K-1 outputs are not used */
         float *cache = b->conv_cache + (int64_t)l * K1 * Cc;
         memcpy(b->win, cache, (size_t)K1 * Cc * sizeof(float));
@@ -279,11 +370,11 @@ static void hybrid_layer(tn_infer *s, const tn_model *m, const tn_lora *lora, co
         tn_mamba_scan_forward(b->y, state, xbc, Cc, b->dt, hw[TN_HYB_A_LOG], xbc + di, xbc + di + GN, Cc, hw[TN_HYB_D], state, 1, n, b->nh,
                               b->P, b->G, b->N, TN_MAMBA_CHUNK);
         tn_mamba_gated_norm_forward(b->yn, rstd, b->y, b->zx, W, hw[TN_HYB_NORM], n, di, di, eps);
-        linear(s->o, b->yn, v->w[TN_MOD_OUT_PROJ], v->bias[TN_MOD_OUT_PROJ], n, di, H, lora, l, TN_MOD_OUT_PROJ, s->xa);
+        linear_q(QM(TN_MOD_OUT_PROJ), s->qtmp, s->o, b->yn, v->w[TN_MOD_OUT_PROJ], v->bias[TN_MOD_OUT_PROJ], n, di, H, lora, l, TN_MOD_OUT_PROJ, s->xa);
     } else {
-        linear(s->q, s->xn, v->w[TN_MOD_Q], v->bias[TN_MOD_Q], n, H, Q, lora, l, TN_MOD_Q, s->xa);
-        linear(s->kk, s->xn, v->w[TN_MOD_K], v->bias[TN_MOD_K], n, H, KV, lora, l, TN_MOD_K, s->xa);
-        linear(s->vv, s->xn, v->w[TN_MOD_V], v->bias[TN_MOD_V], n, H, KV, lora, l, TN_MOD_V, s->xa);
+        linear_q(QM(TN_MOD_Q), s->qtmp, s->q, s->xn, v->w[TN_MOD_Q], v->bias[TN_MOD_Q], n, H, Q, lora, l, TN_MOD_Q, s->xa);
+        linear_q(QM(TN_MOD_K), s->qtmp, s->kk, s->xn, v->w[TN_MOD_K], v->bias[TN_MOD_K], n, H, KV, lora, l, TN_MOD_K, s->xa);
+        linear_q(QM(TN_MOD_V), s->qtmp, s->vv, s->xn, v->w[TN_MOD_V], v->bias[TN_MOD_V], n, H, KV, lora, l, TN_MOD_V, s->xa);
         if (sp->rope != TN_ROPE_NONE) {
             int32_t pos[CHUNK];
             for (int i = 0; i < n; i++) pos[i] = s->pos + i;
@@ -294,15 +385,17 @@ static void hybrid_layer(tn_infer *s, const tn_model *m, const tn_lora *lora, co
         memcpy(Kc + (int64_t)s->pos * KV, s->kk, (size_t)n * KV * sizeof(float));
         memcpy(Vc + (int64_t)s->pos * KV, s->vv, (size_t)n * KV * sizeof(float));
         attend(s, sp, l, s->pos, n);
-        linear(s->o, s->att, v->w[TN_MOD_O], v->bias[TN_MOD_O], n, Q, H, lora, l, TN_MOD_O, s->xa);
+        linear_q(QM(TN_MOD_O), s->qtmp, s->o, s->att, v->w[TN_MOD_O], v->bias[TN_MOD_O], n, Q, H, lora, l, TN_MOD_O, s->xa);
     }
     for (int64_t i = 0; i < (int64_t)n * H; i++) s->x[i] += rm * s->o[i];
     tn_rmsnorm_forward(s->xn, rstd, s->x, v->norm2, n, H, eps, 0);
     int Fs = b->Fs;
-    linear(b->gu, s->xn, v->w[TN_MOD_INPUT_LINEAR], v->bias[TN_MOD_INPUT_LINEAR], n, H, 2 * Fs, lora, l, TN_MOD_INPUT_LINEAR, s->xa);
+    linear_q(QM(TN_MOD_INPUT_LINEAR), s->qtmp, b->gu, s->xn, v->w[TN_MOD_INPUT_LINEAR], v->bias[TN_MOD_INPUT_LINEAR], n, H, 2 * Fs, lora, l, TN_MOD_INPUT_LINEAR, s->xa);
     for (int i = 0; i < n; i++) tn_swiglu_forward(b->hs + (int64_t)i * Fs, b->gu + (int64_t)i * 2 * Fs, b->gu + (int64_t)i * 2 * Fs + Fs, Fs);
-    linear(s->o, b->hs, v->w[TN_MOD_OUTPUT_LINEAR], v->bias[TN_MOD_OUTPUT_LINEAR], n, Fs, H, lora, l, TN_MOD_OUTPUT_LINEAR, s->xa);
-    if (b->E > 0) /* the experts, grouped by expert (train/hybrid.c); the scratch holds tn_hybrid_moe_scratch(sp, CHUNK) */
+    linear_q(QM(TN_MOD_OUTPUT_LINEAR), s->qtmp, s->o, b->hs, v->w[TN_MOD_OUTPUT_LINEAR], v->bias[TN_MOD_OUTPUT_LINEAR], n, Fs, H, lora, l, TN_MOD_OUTPUT_LINEAR, s->xa);
+    if (b->E > 0 && n == 1 && m->hyb->exp[l][0] && m->hyb->exp[l][1] && !m->hyb->qexp) /* one token: the stored 16-bit rows */
+        experts16(m, l, b, s->xn, s->o);
+    else if (b->E > 0) /* the experts, grouped by expert (train/hybrid.c); the scratch holds tn_hybrid_moe_scratch(sp, CHUNK) */
         tn_hybrid_moe_forward(m, l, s->xn, n, s->o, b->router, b->egu, b->eo, b->eh);
     for (int64_t i = 0; i < (int64_t)n * H; i++) s->x[i] += rm * s->o[i];
 }
@@ -323,10 +416,10 @@ static int forward_chunk(tn_infer *s, tn_model *m, const tn_lora *lora, const in
         if (s->pos == 0) /* a new sequence: no recurrent state yet */
             memset(hb.conv_cache, 0, (size_t)(hb.ssm - hb.conv_cache + L * (int64_t)hb.nh * hb.P * hb.N) * sizeof(float));
     }
-#define QM(k) (s->qw ? &s->qw->mat[l][k] : NULL)
     for (int l = 0; l < L; l++) {
-        tn_layer_view v;
-        if (tn_model_layer_view(m, l, &v) != 0) return -1;
+        tn_layer_view v; /* one token over a layer whose matrices are all attached: their fp32 copies are not needed */
+        if (n == 1 && s->qw && s->qw->whole[l]) tn_model_layer_small(m, l, &v);
+        else if (tn_model_layer_view(m, l, &v) != 0) return -1;
         if (sp->family->hybrid) {
             hybrid_layer(s, m, lora, &v, &hb, l, n, rstd);
             continue;

@@ -125,6 +125,40 @@ TN_CLONES static float dot_q6_k(const uint8_t *b, const float *x, int64_t n, con
 }
 
 
+/* ---- 16-bit rows (BF16, F16 of a Hugging Face folder or a GGUF): each
+ * weight widened to fp32 (exact: every bf16 and f16 value is an fp32
+ * value) and multiplied by fp32 x, so the result is convert-then-multiply
+ * up to the order of the float additions. Portable: 16 lanes the compiler
+ * vectorises (GCC clones for AVX-512 and AVX2 on x86-64); the values past
+ * the last whole 16 added one by one. */
+static inline float bf16_at(const uint8_t *p) {
+    const uint32_t u = (uint32_t)(p[0] | (p[1] << 8)) << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+TN_CLONES static float dot_bf16(const uint8_t *b, const float *x, int64_t n) {
+    float acc[LANES] = {0};
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) acc[j] += bf16_at(b + 2 * (i + j)) * x[i + j];
+    float s = hsum(acc);
+    for (; i < n; i++) s += bf16_at(b + 2 * i) * x[i];
+    return s;
+}
+
+static float dot_f16(const uint8_t *b, const float *x, int64_t n) {
+    float acc[LANES] = {0};
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) acc[j] += f16_at(b + 2 * (i + j)) * x[i + j];
+    float s = hsum(acc);
+    for (; i < n; i++) s += f16_at(b + 2 * i) * x[i];
+    return s;
+}
+
+
 /* ---- int8 activations: x quantized once per product into blocks of 32
  * (fp32 scale d = amax/127, int8 values, as llama.cpp's quantize_row_q8_0
  * but with an fp32 scale), sums of the int8 values per 16 for the offsets
@@ -423,6 +457,66 @@ VN static inline __m256i vn_hibit5(__m256i u, const uint8_t *p) {
 #undef UDOT
 #undef HIBIT5
 
+/* 16-bit rows, AVX2 + FMA + F16C: 8 weights widened at a time (BF16: the
+ * 16 bits shifted to the top of a 32-bit lane; F16: vcvtph2ps), four
+ * accumulators of 8 lanes over 32 values, then 8 at a time, the last < 8
+ * one by one. */
+#define V3_BF8(p) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p))), 16))
+#define V3_H8(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+#define V3_DOT16(NAME, LOAD, SCALAR)                                                                                              \
+    V3 static float NAME(const uint8_t *b, const float *x, int64_t n) {                                                          \
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();          \
+        int64_t i = 0;                                                                                                            \
+        for (; i + 32 <= n; i += 32) {                                                                                            \
+            a0 = _mm256_fmadd_ps(LOAD(b + 2 * i), _mm256_loadu_ps(x + i), a0);                                                    \
+            a1 = _mm256_fmadd_ps(LOAD(b + 2 * i + 16), _mm256_loadu_ps(x + i + 8), a1);                                           \
+            a2 = _mm256_fmadd_ps(LOAD(b + 2 * i + 32), _mm256_loadu_ps(x + i + 16), a2);                                          \
+            a3 = _mm256_fmadd_ps(LOAD(b + 2 * i + 48), _mm256_loadu_ps(x + i + 24), a3);                                          \
+        }                                                                                                                         \
+        for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(LOAD(b + 2 * i), _mm256_loadu_ps(x + i), a0);                             \
+        float s = v3_hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));                                           \
+        for (; i < n; i++) s += SCALAR(b + 2 * i) * x[i];                                                                        \
+        return s;                                                                                                                 \
+    }
+V3_DOT16(v3_bf16, V3_BF8, bf16_at)
+V3_DOT16(v3_f16row, V3_H8, v3_f16)
+
+/* 16-bit rows, AVX-512 (F, BW, VL): 16 weights at a time, four accumulators
+ * of 16 lanes over 64 values, then 16 at a time, the last < 16 by a masked
+ * load (zeros beyond the row: they add 0·0). */
+#define V5 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")))
+#define V5_BF16(v) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16))
+#define V5_H16(v) _mm512_cvtph_ps(v)
+#define V5_DOT16(NAME, CVT)                                                                                                       \
+    V5 static float NAME(const uint8_t *b, const float *x, int64_t n) {                                                          \
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();          \
+        int64_t i = 0;                                                                                                            \
+        for (; i + 64 <= n; i += 64) {                                                                                            \
+            a0 = _mm512_fmadd_ps(CVT(_mm256_loadu_si256((const __m256i *)(b + 2 * i))), _mm512_loadu_ps(x + i), a0);             \
+            a1 = _mm512_fmadd_ps(CVT(_mm256_loadu_si256((const __m256i *)(b + 2 * i + 32))), _mm512_loadu_ps(x + i + 16), a1);    \
+            a2 = _mm512_fmadd_ps(CVT(_mm256_loadu_si256((const __m256i *)(b + 2 * i + 64))), _mm512_loadu_ps(x + i + 32), a2);    \
+            a3 = _mm512_fmadd_ps(CVT(_mm256_loadu_si256((const __m256i *)(b + 2 * i + 96))), _mm512_loadu_ps(x + i + 48), a3);    \
+        }                                                                                                                         \
+        for (; i + 16 <= n; i += 16)                                                                                              \
+            a0 = _mm512_fmadd_ps(CVT(_mm256_loadu_si256((const __m256i *)(b + 2 * i))), _mm512_loadu_ps(x + i), a0);             \
+        if (i < n) {                                                                                                              \
+            const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);                                                                 \
+            a1 = _mm512_fmadd_ps(CVT(_mm256_maskz_loadu_epi16(m, b + 2 * i)), _mm512_maskz_loadu_ps(m, x + i), a1);              \
+        }                                                                                                                         \
+        return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));                                 \
+    }
+V5_DOT16(v5_bf16, V5_BF16)
+V5_DOT16(v5_f16row, V5_H16)
+
+static int have_avx512(void) {
+    static int v = -1;
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+    }
+    return v && !tn_qmatvec_portable_only && !tn_qmatvec_no_avx512;
+}
+
 static int have_vnni(void) {
     static int v = -1;
     if (v < 0) {
@@ -450,6 +544,8 @@ static int have_v3(void) {
  * for one small chunk at most. */
 typedef struct {
     float (*idot)(const uint8_t *, const tn_xq *, int64_t);
+    float (*fdot)(const uint8_t *, const float *, int64_t); /* instead of idot when set (16-bit rows: x in fp32) */
+    const float *xf;
     const uint8_t *base;
     uint64_t row_bytes;
     const tn_xq *x;
@@ -465,13 +561,41 @@ static void mv_rows(void *ctx, int ith, int nth) {
         const int64_t r0 = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
         if (r0 >= j->rows) break;
         const int64_t r1 = r0 + j->chunk < j->rows ? r0 + j->chunk : j->rows;
-        for (int64_t r = r0; r < r1; r++) j->y[r] = j->idot(j->base + (uint64_t)r * j->row_bytes, j->x, j->cols);
+        if (j->fdot)
+            for (int64_t r = r0; r < r1; r++) j->y[r] = j->fdot(j->base + (uint64_t)r * j->row_bytes, j->xf, j->cols);
+        else
+            for (int64_t r = r0; r < r1; r++) j->y[r] = j->idot(j->base + (uint64_t)r * j->row_bytes, j->x, j->cols);
+    }
+}
+
+/* The rows of a product on the pool, or OpenMP (TUNE_POOL=0, small
+ * products, few rows). */
+static void run_rows(mv_job *j) {
+    const int64_t rows = j->rows, cols = j->cols;
+    const int nth = tn_pool_threads();
+    if (nth > 1 && rows * cols > 32768 && rows >= 32) {
+        /* ~64K weights a chunk (tens of microseconds), at least 2 chunks a thread */
+        int64_t chunk = (65536 / cols + 15) & ~(int64_t)15;
+        const int64_t most = (rows / (2 * nth) + 15) & ~(int64_t)15;
+        if (chunk > most) chunk = most;
+        j->chunk = chunk < 16 ? 16 : chunk;
+        atomic_store_explicit(&j->next, 0, memory_order_relaxed);
+        tn_pool_run(mv_rows, j);
+        return;
+    }
+    if (j->fdot) {
+#pragma omp parallel for schedule(static) if (rows * cols > 32768)
+        for (int64_t r = 0; r < rows; r++) j->y[r] = j->fdot(j->base + (uint64_t)r * j->row_bytes, j->xf, cols);
+    } else {
+#pragma omp parallel for schedule(static) if (rows * cols > 32768)
+        for (int64_t r = 0; r < rows; r++) j->y[r] = j->idot(j->base + (uint64_t)r * j->row_bytes, j->x, cols);
     }
 }
 
 int tn_qmatvec_portable_only = -1;
 int tn_qmatvec_fp32_act = -1;
 int tn_qmatvec_no_vnni = 0;
+int tn_qmatvec_no_avx512 = 0;
 
 void tn_qmatvec_quantize_x(const float *x, int64_t n, int8_t *q, float *d, int32_t *s16, int32_t *s32) {
     if (tn_qmatvec_portable_only < 0) tn_qmatvec_portable_only = getenv("TUNE_NO_SIMD") != NULL;
@@ -484,6 +608,25 @@ void tn_qmatvec_quantize_x(const float *x, int64_t n, int8_t *q, float *d, int32
     quantize_x(x, n, q, d, s16, s32);
 }
 
+/* The 16-bit row kernel the flags and the CPU choose. */
+static float (*dot16_for(int type))(const uint8_t *, const float *, int64_t) {
+    if (tn_qmatvec_portable_only < 0) tn_qmatvec_portable_only = getenv("TUNE_NO_SIMD") != NULL;
+#ifdef TN_HAVE_V3
+    if (have_v3() && have_avx512()) return type == TN_GGML_BF16 ? v5_bf16 : v5_f16row;
+    if (have_v3()) return type == TN_GGML_BF16 ? v3_bf16 : v3_f16row;
+#endif
+    return type == TN_GGML_BF16 ? dot_bf16 : dot_f16;
+}
+
+const char *tn_qmatvec_kernels16(void) {
+    if (tn_qmatvec_portable_only < 0) tn_qmatvec_portable_only = getenv("TUNE_NO_SIMD") != NULL;
+#ifdef TN_HAVE_V3
+    if (have_v3() && have_avx512()) return "avx512";
+    if (have_v3()) return "avx2";
+#endif
+    return "portable";
+}
+
 const char *tn_qmatvec_kernels(void) {
     if (tn_qmatvec_portable_only < 0) tn_qmatvec_portable_only = getenv("TUNE_NO_SIMD") != NULL;
 #ifdef TN_HAVE_V3
@@ -494,13 +637,18 @@ const char *tn_qmatvec_kernels(void) {
 }
 
 int tn_qmatvec_fast(int type) {
-    return type == TN_GGML_Q8_0 || type == TN_GGML_Q4_0 || type == TN_GGML_Q5_0 || type == TN_GGML_Q4_K || type == TN_GGML_Q6_K;
+    return type == TN_GGML_F16 || type == TN_GGML_BF16 || type == TN_GGML_Q8_0 || type == TN_GGML_Q4_0 || type == TN_GGML_Q5_0 || type == TN_GGML_Q4_K || type == TN_GGML_Q6_K;
 }
 
 void tn_qmatvec(int type, const void *w, const float *x, float *y, int64_t rows, int64_t cols) {
     if (tn_qmatvec_portable_only < 0) tn_qmatvec_portable_only = getenv("TUNE_NO_SIMD") != NULL;
     const uint64_t row_bytes = (uint64_t)(cols / tn_gguf_type_block(type)) * (uint64_t)tn_gguf_type_bytes(type);
     const uint8_t *base = w;
+    if (type == TN_GGML_F16 || type == TN_GGML_BF16) {
+        mv_job job = {NULL, dot16_for(type), x, base, (uint64_t)cols * 2, NULL, y, rows, cols, 0, 0};
+        run_rows(&job);
+        return;
+    }
     float (*dot)(const uint8_t *, const float *, int64_t, const float *) = NULL;
     switch (type) {
     case TN_GGML_Q8_0: dot = dot_q8_0; break;
@@ -549,18 +697,8 @@ void tn_qmatvec(int type, const void *w, const float *x, float *y, int64_t rows,
 #endif
                 quantize_x(x, cols, xq, xd, xs, xs32);
             const tn_xq X = {xq, xd, xs, xs32};
-            const int nth = tn_pool_threads();
-            if (nth > 1 && rows * cols > 32768 && rows >= 32) {
-                /* ~64K weights a chunk (tens of microseconds), at least 2 chunks a thread */
-                int64_t chunk = (65536 / cols + 15) & ~(int64_t)15;
-                const int64_t most = (rows / (2 * nth) + 15) & ~(int64_t)15;
-                if (chunk > most) chunk = most;
-                mv_job job = {idot, base, row_bytes, &X, y, rows, cols, chunk < 16 ? 16 : chunk, 0};
-                tn_pool_run(mv_rows, &job);
-            } else {
-#pragma omp parallel for schedule(static) if (rows * cols > 32768)
-                for (int64_t r = 0; r < rows; r++) y[r] = idot(base + (uint64_t)r * row_bytes, &X, cols);
-            }
+            mv_job job = {idot, NULL, NULL, base, row_bytes, &X, y, rows, cols, 0, 0};
+            run_rows(&job);
             free(xq);
             return;
         }

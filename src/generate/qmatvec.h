@@ -1,6 +1,6 @@
 /* qmatvec.h - matrix-vector products that read ggml-quantized rows as a GGUF
  * stores them (no fp32 copy of the weights): y[r] = Σ_blocks d·Σ q·x for
- * single-token decoding, x quantized to int8 blocks by default (see
+ * single-token decoding (and F16 / BF16 rows, see tn_qmatvec), x quantized to int8 blocks by default (see
  * tn_qmatvec_fp32_act). Q4_0, Q5_0, Q8_0, Q4_K and Q6_K have kernels of
  * their own: with int8 activations, AVX-512 VNNI or AVX2 ones
  * (qmatvec_x86.h) chosen at run time on x86-64, portable C elsewhere; with
@@ -28,6 +28,11 @@ extern int tn_qmatvec_portable_only;
 extern int tn_qmatvec_fp32_act;
 /* 1: the AVX2 int8 kernels even where AVX-512 VNNI is there (tests). */
 extern int tn_qmatvec_no_vnni;
+/* 1: the AVX2 kernels of 16-bit rows even where AVX-512 is there (tests). */
+extern int tn_qmatvec_no_avx512;
+/* Which kernels of 16-bit rows (F16, BF16) tn_qmatvec runs now: "avx512",
+ * "avx2" or "portable" (after the flags above). */
+const char *tn_qmatvec_kernels16(void);
 /* Which int8 kernels tn_qmatvec runs now: "avx512-vnni", "avx2" or
  * "portable" (after the flags above). */
 const char *tn_qmatvec_kernels(void);
@@ -37,7 +42,10 @@ const char *tn_qmatvec_kernels(void);
  * give the same bytes). For tests. */
 void tn_qmatvec_quantize_x(const float *x, int64_t n, int8_t *q, float *d, int32_t *s16, int32_t *s32);
 /* y[r] = (Σ_c W[r, c]·x[c]) for r < rows, W rows of `cols` values of ggml
- * type `type` laid end to end from w (cols a multiple of the block size). */
+ * type `type` laid end to end from w (cols a multiple of the block size).
+ * F16 and BF16 rows (any cols) are widened to fp32 exactly and multiplied
+ * by x in fp32 (AVX-512 or AVX2 + F16C at run time, portable C elsewhere):
+ * convert-then-multiply up to the order of the float additions. */
 void tn_qmatvec(int type, const void *w, const float *x, float *y, int64_t rows, int64_t cols);
 
 #endif

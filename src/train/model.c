@@ -779,6 +779,18 @@ int tn_model_layer_view(tn_model *m, int l, tn_layer_view *v) {
     return 0;
 }
 
+int tn_model_layer_small(const tn_model *m, int l, tn_layer_view *v) {
+    memset(v, 0, sizeof *v);
+    const small_index *ix = small_of(m);
+    v->norm1 = ix->p[l][SMALL_NORM1];
+    v->norm2 = ix->p[l][SMALL_NORM2];
+    v->post_mixer = ix->p[l][SMALL_POST_MIXER];
+    v->post_mlp = ix->p[l][SMALL_POST_MLP];
+    for (int k = 0; k < TN_MOD_COUNT; k++)
+        if (tn_module_applies(&m->spec, l, (tn_module)k)) v->bias[k] = ix->p[l][SMALL_BIAS0 + k];
+    return 0;
+}
+
 int tn_lora_init(tn_lora *lora, const tn_model *m, const tn_targets *targets, int rank, double alpha, int rslora, double dropout, int layers,
                  uint64_t seed) {
     memset(lora, 0, sizeof *lora);

@@ -161,6 +161,10 @@ int64_t tn_hybrid_moe_scratch(const tn_spec *s, int64_t T);
 /* Fills v with fp32 views of layer l's weights (converting into the layer
  * workspace when the checkpoint is 16-bit). */
 int tn_model_layer_view(tn_model *m, int l, tn_layer_view *v);
+/* Layer l's norms and biases alone (matrices NULL, nothing converted): for
+ * callers that read the matrices themselves (generate/infer.c decoding
+ * from 16-bit rows). Not for full fine-tuning's master copy. */
+int tn_model_layer_small(const tn_model *m, int l, tn_layer_view *v);
 
 /* LoRA: rank, alpha, targets, last `layers` layers (-1 = all). A uniform in
  * ±1/sqrt(in) from (seed), B zero, as PEFT initialises. */
