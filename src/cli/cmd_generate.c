@@ -253,6 +253,9 @@ int cmd_generate(int argc, char **argv) {
             fprintf(stderr, "tune generate: decoding reads %d quantized matrices of %s in place (%s)\n", nq, source, types);
         }
     }
+    if (!gguf_dir[0] && g.inf.qw) /* a BF16/F16 folder: tn_infer_init attached its stored rows */
+        fprintf(stderr, "tune generate: decoding reads %d matrices of %s in place (%s)\n", g.inf.qw->n, source,
+                g.inf.qw->by_type[30] ? "BF16" : "F16");
     g.smp.temp = temp, g.smp.top_k = (int)top_k, g.smp.top_p = top_p, g.smp.min_p = min_p, g.smp.repeat_penalty = rp;
     g.ctx = tn_malloc((size_t)max_ctx * sizeof *g.ctx, "context");
     if (!g.ctx) goto out_inf;

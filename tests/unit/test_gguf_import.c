@@ -118,7 +118,13 @@ static float *run_logits(const char *dir, const int32_t *ids, int n, int g, int3
     tn_model m;
     if (tn_model_open(dir, n + g + 1, &m)) fail_msg("%s: %s", dir, tn_error());
     tn_infer s;
+    /* decode through the fp32 weights whatever the folder's dtype, so that
+     * identical weights give identical logits (a BF16 folder such as
+     * llama-wide otherwise decodes from its stored rows, generate/qmatvec.h:
+     * the same products in another order of additions) */
+    setenv("TUNE_DECODE_FP32", "1", 1);
     assert_int_equal(tn_infer_init(&s, &m, NULL, n + g + 1), 0);
+    unsetenv("TUNE_DECODE_FP32");
     const int64_t V = m.spec.vocab_size;
     float *out = malloc((size_t)(n * V) * sizeof *out);
     for (int i = 0; i < n; i++) {
