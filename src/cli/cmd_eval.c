@@ -6,6 +6,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "model/gguf_import.h"
 #include "train/adapter.h"
 #include "train/data_source.h"
 #include "train/trainer.h"
@@ -14,7 +15,8 @@
 static const char help[] =
     "usage: tune eval MODEL [--adapter DIR] --data DIR [options]\n\n"
     "Mean cross-entropy (per trained token) and perplexity of the model, with a LoRA adapter\n"
-    "if given, on a split of the data folder.\n\n"
+    "if given, on a split of the data folder. MODEL may be a GGUF file: its layer matrices\n"
+    "are read from the file's blocks (see docs/gguf.md).\n\n"
     "options:\n"
     "  --split test|valid|train   which file (default test, else valid)\n"
     "  --max-seq-length N (2048)  --batch N (4)  --mask-prompt  --max-batches N (all)\n"
@@ -43,9 +45,19 @@ int cmd_eval(int argc, char **argv) {
     }
     if (a.failed) return fprintf(stderr, "tune: %s\n", tn_error()), TN_EXIT_USAGE;
     if (!model || !data) return fprintf(stderr, "tune eval: needs MODEL and --data DIR\n%s", help), TN_EXIT_USAGE;
+    /* A GGUF: its layer matrices read from the file's own blocks, a layer
+     * at a time, as training on it does (model/gguf_import.h). */
+    char gguf_dir[4096] = "";
+    if (tn_is_gguf_file(model)) {
+        if (tn_gguf_base_temp(model, gguf_dir, sizeof gguf_dir, 1) != 0) return fprintf(stderr, "tune: %s\n", tn_error()), TN_EXIT_USAGE;
+        model = gguf_dir;
+    }
     tn_batch_source src;
-    if (tn_data_source_open(&src, model, data, (int)max_seq, (int)batch, mask, 0, NULL) != 0)
-        return fprintf(stderr, "tune: %s\n", tn_error()), TN_EXIT_USAGE;
+    if (tn_data_source_open(&src, model, data, (int)max_seq, (int)batch, mask, 0, NULL) != 0) {
+        fprintf(stderr, "tune: %s\n", tn_error());
+        if (gguf_dir[0]) tn_gguf_remove_temp(gguf_dir);
+        return TN_EXIT_USAGE;
+    }
     int split = -1;
     if (!split_name) split = src.n_batches(src.ctx, TN_SPLIT_TEST) > 0 ? TN_SPLIT_TEST : TN_SPLIT_VALID;
     else if (!strcmp(split_name, "test")) split = TN_SPLIT_TEST;
@@ -99,5 +111,6 @@ out_model:
     tn_model_close(&m);
 out_src:
     tn_data_source_close(&src);
+    if (gguf_dir[0]) tn_gguf_remove_temp(gguf_dir);
     return rc;
 }

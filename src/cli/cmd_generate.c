@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -25,8 +27,9 @@ static const char help[] =
     "Text generation with a KV cache from a Hugging Face folder or a GGUF file (with or\n"
     "without a LoRA adapter folder). The model's chat template is applied to the prompt\n"
     "unless --raw. The text goes to stdout as it is generated; statistics go to stderr.\n"
-    "A GGUF file is dequantized to F32 in a temporary folder under $TMPDIR first (4 bytes\n"
-    "a parameter of disk while it runs; see docs/gguf.md).\n\n"
+    "A GGUF file is read in place: its layer matrices stay in the file (dequantized a layer\n"
+    "at a time for the prompt, read as stored while decoding); the embeddings, head and norms\n"
+    "go to a temporary folder under $TMPDIR in F32 while it runs (see docs/gguf.md).\n\n"
     "options:\n"
     "  --system TEXT        a system message (chat template)\n"
     "  --raw                no chat template: the prompt is the text, with BOS as the tokenizer adds it\n"
@@ -163,6 +166,38 @@ static int encode_messages(gen_state *g, cJSON *messages, int raw, const char *t
     return rc;
 }
 
+/* Whether a GGUF runs through the whole-model F32 copy (tn_gguf_unpack_temp)
+ * rather than as a GGUF base: asked for (TUNE_GGUF_UNPACK, TUNE_GGUF_FP32),
+ * or Granite 4.0-H (granitehybrid), which decodes from fp32 layer views
+ * only. A file that does not open goes the base way, whose error names it. */
+static int unpack_whole(const char *path) {
+    const char *e = getenv("TUNE_GGUF_UNPACK");
+    if ((e && *e && strcmp(e, "0")) || getenv("TUNE_GGUF_FP32")) return 1;
+    tn_gguf g;
+    if (tn_gguf_open(path, &g) != 0) return 0;
+    const char *arch;
+    size_t n;
+    int hybrid = tn_gguf_get_str(&g, "general.architecture", &arch, &n) == 1 && n == 13 && !memcmp(arch, "granitehybrid", 13);
+    tn_gguf_close(&g);
+    return hybrid;
+}
+
+/* The bytes of the files in a folder (no subfolders). */
+static uint64_t dir_bytes(const char *dir) {
+    uint64_t total = 0;
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *e;
+    char p[4400];
+    struct stat st;
+    while ((e = readdir(d))) {
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) total += (uint64_t)st.st_size;
+    }
+    closedir(d);
+    return total;
+}
+
 int cmd_generate(int argc, char **argv) {
     const char *model = NULL, *adapter = NULL, *prompt = NULL, *system = NULL, *v;
     int raw = 0, chat = 0;
@@ -194,14 +229,27 @@ int cmd_generate(int argc, char **argv) {
     }
     if (a.failed) return fprintf(stderr, "tune: %s\n", tn_error()), TN_EXIT_USAGE;
     if (!model || (!prompt && !chat)) return fprintf(stderr, "tune generate: needs MODEL and --prompt TEXT or --chat\n%s", help), TN_EXIT_USAGE;
-    /* A GGUF file is read as an HF folder in a temporary directory (model/gguf_import.h). */
+    /* A GGUF file is read as a GGUF base (model/gguf_import.h): a temporary
+     * folder with the config, the tokenizer files and the small tensors in
+     * F32, the layer matrices left in the file (the prompt dequantizes a
+     * layer at a time, decoding reads the stored rows). The whole model in
+     * F32 (the older path) with TUNE_GGUF_UNPACK=1 or TUNE_GGUF_FP32=1, and
+     * for Granite 4.0-H, whose decode does not read GGUF blocks in place. */
     const char *source = model;
     char gguf_dir[4096] = "";
     if (tn_is_directory(model) == 0) {
         if (!tn_file_exists(model)) return fprintf(stderr, "tune: %s: no such file or folder\n", model), TN_EXIT_USAGE;
         double t0 = tn_seconds();
-        if (tn_gguf_unpack_temp(model, gguf_dir, sizeof gguf_dir) != 0) return fprintf(stderr, "tune: %s\n", tn_error()), TN_EXIT_USAGE;
-        fprintf(stderr, "tune generate: %s dequantized to F32 in %.1f s (under %s while generating)\n", model, tn_seconds() - t0, gguf_dir);
+        int whole = unpack_whole(model);
+        if ((whole ? tn_gguf_unpack_temp(model, gguf_dir, sizeof gguf_dir) : tn_gguf_base_temp(model, gguf_dir, sizeof gguf_dir, 1)) != 0)
+            return fprintf(stderr, "tune: %s\n", tn_error()), TN_EXIT_USAGE;
+        char size[32];
+        tn_format_gib(dir_bytes(gguf_dir), size, sizeof size);
+        if (whole)
+            fprintf(stderr, "tune generate: %s dequantized to F32 in %.1f s (%s under %s while generating)\n", model, tn_seconds() - t0, size, gguf_dir);
+        else
+            fprintf(stderr, "tune generate: %s read in place, its layer matrices never copied (embeddings, head and norms in F32: %s under %s, %.1f s)\n",
+                    model, size, gguf_dir, tn_seconds() - t0);
         model = gguf_dir;
     }
 

@@ -174,7 +174,8 @@ int tn_infer_attach_gguf(tn_infer *s, const tn_model *m, const char *gguf_path, 
     if (!qw) return -1;
     if (tn_gguf_open(gguf_path, &qw->g) != 0) return free(qw), -1;
     char hf[256], want[256], name[256];
-    for (int l = 0; l < sp->n_layers; l++)
+    for (int l = 0; l < sp->n_layers; l++) {
+        int whole = 1;
         for (int k = 0; k < TN_MOD_COUNT; k++) {
             if (!tn_module_applies(sp, l, (tn_module)k)) continue;
             int in, out;
@@ -195,7 +196,12 @@ int tn_infer_attach_gguf(tn_infer *s, const tn_model *m, const char *gguf_path, 
                 qw->n++;
                 break;
             }
+            if (!qw->mat[l][k].w) whole = 0;
         }
+        /* every matrix of the layer read in place: one-token steps skip its
+         * fp32 view (a GGUF base would dequantize the layer for nothing) */
+        qw->whole[l] = (unsigned char)whole;
+    }
     const tn_gguf_tensor *h = find_matrix(&qw->g, sp->tied_embeddings ? "token_embd.weight" : "output.weight", sp->hidden, sp->vocab_size);
     if (h) {
         qw->head = (tn_qmat){h->data, h->type, 0}, qw->n++;

@@ -1,7 +1,8 @@
 /* gguf_import.h - a GGUF model file as a Hugging Face folder that tune runs:
  * the inverse of `tune export --gguf` (src/export/gguf_model.c), for
- * `tune generate FILE.gguf` and for `tune doctor`'s reload of the GGUFs it
- * exported.
+ * `tune doctor`'s reload of the GGUFs it exported, `fuse`, and `generate`
+ * on Granite 4.0-H GGUFs; `generate`, `eval`, `logits` and `train` on dense
+ * GGUFs use the GGUF base below (layer matrices left in the file).
  *
  *   metadata  {arch}.* keys -> config.json for the families whose GGUF
  *             tables model/families.c holds (llama, also Mistral; qwen2;
@@ -30,8 +31,8 @@
  * views, so the weights are read from the page cache rather than copied
  * into the heap. The price is disk: 4 bytes a parameter under $TMPDIR
  * (a 7B model: 28 GB), written one tensor at a time (peak memory: the
- * largest tensor in fp32 twice). Reading quantized rows directly in the
- * matrix-vector products would remove it; docs/gguf.md. */
+ * largest tensor in fp32 twice). The GGUF base (tn_gguf_base_temp) avoids
+ * it for the layer matrices; docs/gguf.md. */
 #ifndef TUNE_GGUF_IMPORT_H
 #define TUNE_GGUF_IMPORT_H
 

@@ -736,6 +736,10 @@ int tn_model_layer_view(tn_model *m, int l, tn_layer_view *v) {
             if (!tn_module_applies(&m->spec, l, (tn_module)k)) continue;
             v->bias[k] = ix->p[l][SMALL_BIAS0 + k];
             const gguf_matrix *q = &m->gguf->mat[l][k];
+            if (q->parts == 1 && !q->perm_heads && q->type[0] == 0) { /* F32 in the file's order: a view, no copy */
+                v->w[k] = (const float *)(const void *)q->data[0];
+                continue;
+            }
             gguf_matrix_read(q, ws);
             v->w[k] = ws;
             ws += (int64_t)q->parts * q->rows * q->cols;

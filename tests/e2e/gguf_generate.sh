@@ -7,7 +7,10 @@
 # printed beside the folder's: the weights differ, so the greedy tokens may)
 # and decodes from its quantized blocks (fp32 activations, TUNE_QMATVEC_FP32=1)
 # the same text as from its F32 copy; with int8 activations (the default) it
-# runs (its greedy tokens may differ: x is rounded to 8 bits).
+# runs (its greedy tokens may differ: x is rounded to 8 bits). Dense GGUFs
+# are read in place (a GGUF base: layer matrices never copied); Q8_0 and
+# Q4_K_M of four fixtures give the same greedy text that way as through the
+# whole model dequantized to F32 first (TUNE_GGUF_UNPACK=1).
 # Broken GGUF files (truncated, bad magic, duplicate key, tensor past the end,
 # misaligned offset, a 2 GB string length claim) and GGUFs tune cannot run
 # each give a message naming the file and exit 2, never a signal or a
@@ -37,7 +40,10 @@ for f in llama mistral qwen2 gemma2 granite granitehybrid granitehybrid-moe; do
         args=(); [ $mode = --raw ] && args=(--raw)
         a=$(gen $M "${args[@]}") || fail "$f $mode: folder: $(tail -2 $W/err)"
         b=$(gen $W/$f.f32.gguf "${args[@]}") || fail "$f $mode: f32 GGUF: $(tail -2 $W/err)"
-        grep -q "dequantized to F32" $W/err || fail "$f: no unpack line on stderr"
+        case $f in
+        granitehybrid*) grep -q "dequantized to F32" $W/err || fail "$f: no unpack line on stderr" ;;
+        *) grep -q "read in place, its layer matrices never copied" $W/err || fail "$f: no GGUF-base line on stderr: $(cat $W/err)" ;;
+        esac
         [ "$a" == "$b" ] || fail "$f $mode: F32 GGUF generated '$b', the folder '$a'"
         c=$(TUNE_QMATVEC_FP32=1 gen $W/$f.q8_0.gguf "${args[@]}") || fail "$f $mode: q8_0 GGUF: $(tail -2 $W/err)"
         e=$(gen $W/$f.q8_0.gguf "${args[@]}") || fail "$f $mode: q8_0 GGUF, int8 activations: $(tail -2 $W/err)"
@@ -48,6 +54,40 @@ for f in llama mistral qwen2 gemma2 granite granitehybrid granitehybrid-moe; do
     done
     [ -z "$(ls -A $W/tmp)" ] || fail "$f: temporary folders left under TMPDIR: $(ls $W/tmp)"
 done
+
+# The GGUF read in place (layer matrices dequantized a layer at a time for
+# the prompt, quantized rows read as stored while decoding) against the
+# whole model dequantized to an F32 folder first (TUNE_GGUF_UNPACK=1, the
+# older path): the same greedy text, with int8 (default) and fp32
+# activations, raw and through the chat template. Q4_K_M of llama-wide
+# holds Q4_K and Q6_K, of llama the Q5_0 / Q8_0 fallbacks.
+for f in llama qwen2 gemma2 llama-wide; do
+    for ty in q8_0 q4_k_m; do
+        [ -f $W/$f.$ty.gguf ] || $T export $FX/$f --gguf $W/$f.$ty.gguf --type $ty 2> $W/err || fail "export $f $ty: $(tail -2 $W/err)"
+        for mode in --raw chat; do
+            args=(); [ $mode = --raw ] && args=(--raw)
+            for act in int8 fp32; do
+                q=; [ $act = fp32 ] && q=1
+                a=$(TUNE_QMATVEC_FP32=$q gen $W/$f.$ty.gguf "${args[@]}" --max-tokens 32) || fail "$f $ty: in place: $(tail -2 $W/err)"
+                [ -n "$q" ] || grep -q "read in place" $W/err || fail "$f $ty: not read in place: $(cat $W/err)"
+                b=$(TUNE_QMATVEC_FP32=$q TUNE_GGUF_UNPACK=1 gen $W/$f.$ty.gguf "${args[@]}" --max-tokens 32) || fail "$f $ty: F32 folder: $(tail -2 $W/err)"
+                grep -q "dequantized to F32" $W/err || fail "$f $ty: TUNE_GGUF_UNPACK=1 did not unpack"
+                [ "$a" == "$b" ] || fail "$f $ty ${mode#--} $act: read in place gave '$a', through the F32 folder '$b'"
+            done
+        done
+        echo "$f $ty: read in place = through the F32 folder (raw and chat, int8 and fp32 activations)"
+    done
+    [ -z "$(ls -A $W/tmp)" ] || fail "$f: temporary folders left under TMPDIR: $(ls $W/tmp)"
+done
+
+# `tune eval FILE.gguf` reads it the same way: the F32 GGUF's loss is the
+# folder's, and the temporary folder goes.
+a=$($T eval $FX/llama --data tests/data/chat --max-seq-length 64 --json 2> $W/err) || fail "eval folder: $(tail -2 $W/err)"
+b=$($T eval $W/llama.f32.gguf --data tests/data/chat --max-seq-length 64 --json 2> $W/err) || fail "eval f32 GGUF: $(tail -2 $W/err)"
+[ "$a" == "$b" ] || fail "eval: F32 GGUF gave $b, the folder $a"
+$T eval $W/llama.q4_k_m.gguf --data tests/data/chat --max-seq-length 64 --json > /dev/null 2> $W/err || fail "eval q4_k_m GGUF: $(tail -2 $W/err)"
+[ -z "$(ls -A $W/tmp)" ] || fail "eval: temporary folders left under TMPDIR: $(ls $W/tmp)"
+echo "eval: f32 GGUF = folder ($a)"
 
 # An adapter folder on a GGUF base: the same text as on the folder.
 A=$FX/llama/lora/final_adapter
