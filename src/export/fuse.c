@@ -99,13 +99,20 @@ int tn_fuse_prepare(tn_export_job **out, const char *model_dir, const char *adap
         const char *n = j->st.tensors[i].name;
         size_t len = strlen(n);
         if (j->spec.quant_bits && len > 7 && (!strcmp(n + len - 7, ".scales") || !strcmp(n + len - 7, ".biases"))) continue;
+        /* mlx-lm's split experts are written back as the Hugging Face tensor */
+        char hf[TN_EXPORT_NAME];
+        int part;
+        if (tn_alias_of(&j->spec, n, hf, sizeof hf, &part)) {
+            if (part) continue;
+            n = hf;
+        }
         tn_export_tensor *t = tn_job_add(j);
         if (!t) return -1;
         snprintf(t->src, sizeof t->src, "%s", n);
         snprintf(t->name, sizeof t->name, "%s", n);
         t->n_dims = tn_tensor_logical_shape(&j->st, &j->spec, n, t->shape);
         t->lora = tn_job_lora_of(j, n);
-        t->dtype = dtype == TN_DTYPE_COUNT ? tn_tensor_float_dtype(&j->st, n) : dtype;
+        t->dtype = dtype == TN_DTYPE_COUNT ? tn_tensor_float_dtype(&j->st, &j->spec, n) : dtype;
         if (t->dtype != TN_DTYPE_F32 && t->dtype != TN_DTYPE_F16 && t->dtype != TN_DTYPE_BF16) t->dtype = TN_DTYPE_F32;
     }
     for (int m = 0; m < j->lora.n; m++) {

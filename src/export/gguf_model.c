@@ -135,11 +135,13 @@ static int plan_tensors(tn_export_job *j) {
                 for (const tn_gguf_name *g = f->gguf_layer; g->hf; g++) {
                     if (!TN_GGUF_NAME_APPLIES(g, &j->spec)) continue;
                     snprintf(hf, sizeof hf, g->hf, l);
-                    const tn_tensor_info *ti = tn_safetensors_find(&j->st, hf);
-                    if (!ti) continue;
+                    /* stored as itself or as the family's aliases (mlx-lm's split experts) */
+                    const tn_tensor_info *parts[4];
+                    int np = tn_tensor_parts(&j->spec, &j->st, hf, parts);
+                    if (!np) continue;
                     snprintf(name, sizeof name, g->gguf, l);
                     if (plan_tensor(j, hf, name, g->transform, l)) goto done;
-                    used[ti - j->st.tensors] = 1;
+                    for (int p = 0; p < np; p++) used[parts[p] - j->st.tensors] = 1;
                 }
             continue;
         }

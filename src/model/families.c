@@ -84,6 +84,18 @@ static const tn_tensor_rule granitehybrid_layer_rules[] = {
     END,
 };
 
+/* mlx-lm's names for Granite 4.0-H's experts (mlx_lm/models/
+ * granitemoehybrid.py, Model.sanitize): each expert's input_linear [2·FE, H]
+ * split by rows into SwitchGLU's gate_proj (first half) and up_proj (second
+ * half), stacked [E, FE, H]; output_linear renamed down_proj [E, H, FE]. The
+ * router (router.layer) and shared_mlp keep Hugging Face's names. */
+static const tn_tensor_alias granitehybrid_aliases[] = {
+    {"model.layers.%d.block_sparse_moe.input_linear.weight", "model.layers.%d.block_sparse_moe.switch_mlp.gate_proj.weight", 0, 2},
+    {"model.layers.%d.block_sparse_moe.input_linear.weight", "model.layers.%d.block_sparse_moe.switch_mlp.up_proj.weight", 1, 2},
+    {"model.layers.%d.block_sparse_moe.output_linear.weight", "model.layers.%d.block_sparse_moe.switch_mlp.down_proj.weight", 0, 1},
+    {NULL, NULL, 0, 0},
+};
+
 /* GGUF names and transforms (llama.cpp's src/llama-arch.cpp and
  * convert_hf_to_gguf.py): Llama-style rope families permute Q and K rows
  * (and their biases) from rotate-half to interleaved pairs; Qwen2 and
@@ -308,7 +320,7 @@ static const tn_family granitemoehybrid = {
         [TN_STAGE_FULL] = "needs the weight gradients of the Mamba2 tensors, experts and router, not in this build yet",
     },
     .gguf_global = gguf_global, .gguf_layer = gguf_granitehybrid_layer, .gguf_keys = gguf_granitehybrid_keys,
-    .gguf_tokenizer_pre = "dbrx",
+    .gguf_tokenizer_pre = "dbrx", .aliases = granitehybrid_aliases,
 };
 
 const tn_family *const tn_families[] = {&llama, &mistral, &qwen2, &gemma2, &granite, &granitemoehybrid, NULL};

@@ -322,53 +322,146 @@ static void report_line(char *report, int cap, int *used, int *problems, const c
     if (n > 0) *used = *used + n < cap ? *used + n : cap - 1;
 }
 
-/* Shape of a quantized (MLX affine) Linear: weight U32 [out, in*bits/32],
- * scales and biases [out, in/group]. */
+/* "<base>.scales" / "<base>.biases" of "<base>.weight". */
+static const tn_tensor_info *mlx_aux(const tn_safetensors *st, const char *name, const char *what) {
+    const char *w = strstr(name, ".weight");
+    if (!w) return NULL;
+    char aux[512];
+    snprintf(aux, sizeof aux, "%.*s.%s", (int)(w - name), name, what);
+    return tn_safetensors_find(st, aux);
+}
+
+int tn_mlx_layout(const tn_spec *s, const tn_safetensors *st, const tn_tensor_info *t, int *bits, int64_t *group) {
+    if (!s || s->quant_bits <= 0 || t->dtype != TN_DTYPE_U32 || t->n_dims < 2) return 0;
+    const tn_tensor_info *sc = mlx_aux(st, t->name, "scales");
+    if (!sc || sc->n_dims != t->n_dims || sc->shape[sc->n_dims - 1] <= 0) return 0;
+    const int64_t words = t->shape[t->n_dims - 1], groups = sc->shape[sc->n_dims - 1];
+    const int64_t tries[4] = {s->quant_group_size, 64, 32, 128};
+    for (int i = 0; i < 4; i++) {
+        const int64_t cols = groups * tries[i];
+        if (cols <= 0 || (32 * words) % cols) continue;
+        const int64_t b = 32 * words / cols;
+        if (b == 2 || b == 4 || b == 8) {
+            *bits = (int)b, *group = tries[i];
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static const char *alias_name(const tn_tensor_alias *a, const char *pattern, const char *hf, char *out, int cap) {
+    /* the layer index of hf by the alias's Hugging Face pattern */
+    int l;
+    char probe[512];
+    if (sscanf(hf, "model.layers.%d.", &l) != 1) return NULL;
+    snprintf(probe, sizeof probe, a->hf, l);
+    if (strcmp(probe, hf)) return NULL;
+    snprintf(out, (size_t)cap, pattern, l);
+    return out;
+}
+
+int tn_tensor_parts(const tn_spec *s, const tn_safetensors *st, const char *hf, const tn_tensor_info **parts) {
+    const tn_tensor_info *t = tn_safetensors_find(st, hf);
+    if (t) {
+        parts[0] = t;
+        return 1;
+    }
+    int n = 0;
+    if (!s) return 0;
+    for (const tn_tensor_alias *a = s->family->aliases; a && a->hf; a++) {
+        char alt[512];
+        if (!alias_name(a, a->alt, hf, alt, sizeof alt)) continue;
+        const tn_tensor_info *x = tn_safetensors_find(st, alt);
+        if (!x || a->part != n || n >= 4) return 0;
+        parts[n++] = x;
+        if (n == a->parts) return n;
+    }
+    return 0;
+}
+
+int tn_alias_of(const tn_spec *s, const char *name, char *hf, int cap, int *part) {
+    int l;
+    if (!s || sscanf(name, "model.layers.%d.", &l) != 1) return 0;
+    for (const tn_tensor_alias *a = s->family->aliases; a && a->hf; a++) {
+        char alt[512];
+        snprintf(alt, sizeof alt, a->alt, l);
+        if (strcmp(alt, name)) continue;
+        snprintf(hf, (size_t)cap, a->hf, l);
+        *part = a->part;
+        return 1;
+    }
+    return 0;
+}
+
+/* One stored tensor against its expected shape `want`. A quantized (MLX
+ * affine) Linear: weight U32 [.., out, in*bits/32], scales and biases
+ * [.., out, in/group]. */
+static void check_stored(const tn_spec *s, const tn_tensor_rule *r, const int64_t *want, const tn_tensor_info *t, const tn_safetensors *st,
+                         unsigned char *seen, char *report, int cap, int *used, int *problems) {
+    const char *name = t->name;
+    const int nd = r->n_dims;
+    char a[96], b[96];
+    seen[t - st->tensors] = 1;
+    int bits = 0;
+    int64_t group = 0;
+    if (nd >= 2 && t->dtype == TN_DTYPE_U32 && s->quant_bits > 0) {
+        if (!tn_mlx_layout(s, st, t, &bits, &group)) bits = (int)s->quant_bits, group = s->quant_group_size;
+        int64_t qshape[3];
+        for (int i = 0; i < nd; i++) qshape[i] = want[i];
+        qshape[nd - 1] = want[nd - 1] * bits / 32;
+        int ok = t->n_dims == nd;
+        for (int i = 0; ok && i < nd; i++) ok = t->shape[i] == qshape[i];
+        if (!ok)
+            report_line(report, cap, used, problems, "tensor %s has shape %s, expected %s (%d-bit packed)\n", name,
+                        tn_shape_string(t->shape, t->n_dims, a, sizeof a), tn_shape_string(qshape, nd, b, sizeof b), bits);
+        const char *base_end = strstr(name, ".weight");
+        if (!base_end) return;
+        for (int k = 0; k < 2; k++) {
+            char aux[512];
+            snprintf(aux, sizeof aux, "%.*s.%s", (int)(base_end - name), name, k ? "biases" : "scales");
+            int64_t ashape[3];
+            for (int i = 0; i < nd; i++) ashape[i] = want[i];
+            ashape[nd - 1] = want[nd - 1] / group;
+            const tn_tensor_info *x = tn_safetensors_find(st, aux);
+            if (!x) report_line(report, cap, used, problems, "missing tensor %s %s\n", aux, tn_shape_string(ashape, nd, a, sizeof a));
+            else {
+                seen[x - st->tensors] = 1;
+                int aok = x->n_dims == nd;
+                for (int i = 0; aok && i < nd; i++) aok = x->shape[i] == ashape[i];
+                if (!aok)
+                    report_line(report, cap, used, problems, "tensor %s has shape %s, expected %s\n", aux,
+                                tn_shape_string(x->shape, x->n_dims, a, sizeof a), tn_shape_string(ashape, nd, b, sizeof b));
+            }
+        }
+        return;
+    }
+    int ok = t->n_dims == nd;
+    for (int i = 0; ok && i < nd; i++) ok = t->shape[i] == want[i];
+    /* MLX stores the Mamba2 conv1d weight as [C, K, 1]; the bytes are the same. */
+    if (!ok && nd == 3 && r->shape[1] == TN_DIM_ONE && t->n_dims == 3)
+        ok = t->shape[0] == want[0] && t->shape[1] == want[2] && t->shape[2] == 1;
+    if (!ok)
+        report_line(report, cap, used, problems, "tensor %s has shape %s, expected %s\n", name,
+                    tn_shape_string(t->shape, t->n_dims, a, sizeof a), tn_shape_string(want, nd, b, sizeof b));
+    else if (t->dtype != TN_DTYPE_F32 && t->dtype != TN_DTYPE_F16 && t->dtype != TN_DTYPE_BF16)
+        report_line(report, cap, used, problems, "tensor %s has dtype %s, expected F32, F16 or BF16\n", name, tn_dtype_name(t->dtype));
+}
+
+/* Tensor `name` of rule r: stored under its name or as the family's
+ * aliases (each part holding its share of the rows). */
 static int check_one(const tn_spec *s, const tn_tensor_rule *r, const char *name, const tn_safetensors *st,
                      unsigned char *seen, char *report, int cap, int *used, int *problems) {
     int64_t want[3];
     for (int i = 0; i < r->n_dims; i++) want[i] = tn_spec_dim(s, r->shape[i]);
-    const tn_tensor_info *t = tn_safetensors_find(st, name);
-    char a[96], b[96];
-    if (!t) {
+    const tn_tensor_info *parts[4];
+    int n = tn_tensor_parts(s, st, name, parts);
+    char a[96];
+    if (!n) {
         report_line(report, cap, used, problems, "missing tensor %s %s\n", name, tn_shape_string(want, r->n_dims, a, sizeof a));
         return 0;
     }
-    seen[t - st->tensors] = 1;
-    int quantized = s->quant_bits > 0 && r->n_dims == 2 && t->dtype == TN_DTYPE_U32;
-    if (quantized) {
-        int64_t qshape[2] = {want[0], want[1] * s->quant_bits / 32};
-        if (t->n_dims != 2 || t->shape[0] != qshape[0] || t->shape[1] != qshape[1])
-            report_line(report, cap, used, problems, "tensor %s has shape %s, expected %s (%lld-bit packed)\n", name,
-                        tn_shape_string(t->shape, t->n_dims, a, sizeof a), tn_shape_string(qshape, 2, b, sizeof b),
-                        (long long)s->quant_bits);
-        const char *base_end = strstr(name, ".weight");
-        if (!base_end) return 0;
-        for (int k = 0; k < 2; k++) {
-            char aux[512];
-            snprintf(aux, sizeof aux, "%.*s.%s", (int)(base_end - name), name, k ? "biases" : "scales");
-            int64_t ashape[2] = {want[0], want[1] / s->quant_group_size};
-            const tn_tensor_info *x = tn_safetensors_find(st, aux);
-            if (!x) report_line(report, cap, used, problems, "missing tensor %s %s\n", aux, tn_shape_string(ashape, 2, a, sizeof a));
-            else {
-                seen[x - st->tensors] = 1;
-                if (x->n_dims != 2 || x->shape[0] != ashape[0] || x->shape[1] != ashape[1])
-                    report_line(report, cap, used, problems, "tensor %s has shape %s, expected %s\n", aux,
-                                tn_shape_string(x->shape, x->n_dims, a, sizeof a), tn_shape_string(ashape, 2, b, sizeof b));
-            }
-        }
-        return 0;
-    }
-    int ok = t->n_dims == r->n_dims;
-    for (int i = 0; ok && i < r->n_dims; i++) ok = t->shape[i] == want[i];
-    /* MLX stores the Mamba2 conv1d weight as [C, K, 1]; the bytes are the same. */
-    if (!ok && r->n_dims == 3 && r->shape[1] == TN_DIM_ONE && t->n_dims == 3)
-        ok = t->shape[0] == want[0] && t->shape[1] == want[2] && t->shape[2] == 1;
-    if (!ok)
-        report_line(report, cap, used, problems, "tensor %s has shape %s, expected %s\n", name,
-                    tn_shape_string(t->shape, t->n_dims, a, sizeof a), tn_shape_string(want, r->n_dims, b, sizeof b));
-    else if (t->dtype != TN_DTYPE_F32 && t->dtype != TN_DTYPE_F16 && t->dtype != TN_DTYPE_BF16)
-        report_line(report, cap, used, problems, "tensor %s has dtype %s, expected F32, F16 or BF16\n", name, tn_dtype_name(t->dtype));
+    if (n > 1 && r->n_dims >= 2) want[r->n_dims - 2] /= n;
+    for (int k = 0; k < n; k++) check_stored(s, r, want, parts[k], st, seen, report, cap, used, problems);
     return 0;
 }
 

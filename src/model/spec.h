@@ -148,6 +148,15 @@ typedef struct {
     tn_gguf_value value;
 } tn_gguf_key;
 
+/* Another converter's name for (a part of) a Hugging Face tensor: `alt`
+ * holds rows [part·R/parts, (part+1)·R/parts) of each [R, C] matrix of
+ * `hf` (per expert for a stacked [E, R, C]); "%d" is the layer index.
+ * NULL-terminated. */
+typedef struct {
+    const char *hf, *alt;
+    int part, parts;
+} tn_tensor_alias;
+
 typedef struct {
     const char *model_type;   /* config.json's model_type */
     const char *description;  /* "Llama 3.x" */
@@ -176,6 +185,9 @@ typedef struct {
     const tn_gguf_name *gguf_global, *gguf_layer;
     const tn_gguf_key *gguf_keys;
     const char *gguf_tokenizer_pre;
+    /* Names other converters give the family's tensors (mlx-lm's sanitize),
+     * read as the Hugging Face tensors they come from; NULL = none. */
+    const tn_tensor_alias *aliases;
 } tn_family;
 
 typedef struct {
@@ -250,6 +262,20 @@ void tn_spec_count_params(const tn_spec *spec, tn_param_counts *out);
  * `cap` bytes of report into `report` (one problem a line); returns the number
  * of problems. */
 int tn_spec_check_tensors(const tn_spec *spec, const tn_safetensors *st, char *report, int cap);
+
+/* The stored tensors holding Hugging Face tensor `hf` (a layer tensor's
+ * name, layer filled in): itself (1 part), or the family's aliases in part
+ * order; returns the number of parts (at most 4), 0 when absent. */
+int tn_tensor_parts(const tn_spec *spec, const tn_safetensors *st, const char *hf, const tn_tensor_info **parts);
+/* When stored tensor `name` is an alias part: the Hugging Face name into hf
+ * and the part index; returns 1, else 0. */
+int tn_alias_of(const tn_spec *spec, const char *name, char *hf, int cap, int *part);
+/* An MLX affine-quantized weight (U32 packed along its last axis, with
+ * .scales and .biases of the same leading dims, [.., in/group]): its bits
+ * and group size, from the shapes (config.json's group first; mlx-lm may
+ * quantize single layers differently, e.g. Granite 4.0-H's router at 8
+ * bits). Returns 1 when `t` is one, else 0. */
+int tn_mlx_layout(const tn_spec *spec, const tn_safetensors *st, const tn_tensor_info *t, int *bits, int64_t *group);
 
 /* LoRA targets: parses "q_proj,v_proj" (NULL = the family's default, all
  * its linear modules); fails naming a module the family lacks. */

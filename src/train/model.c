@@ -52,12 +52,17 @@ void tn_module_dims(const tn_spec *s, tn_module k, int *in, int *out) {
  * along the input axis, with .scales and .biases): read from the file as it
  * is and dequantized where needed (tensor_read.c). */
 static int mlx_packed(const tn_model *m, const tn_tensor_info *t) {
-    return m->spec.quant_bits > 0 && t->dtype == TN_DTYPE_U32 && t->n_dims == 2;
+    int bits;
+    int64_t group;
+    return tn_mlx_layout(&m->spec, &m->st, t, &bits, &group);
 }
 
-/* Elements of a tensor as fp32 (MLX: the unpacked [out, in]). */
+/* Elements of a tensor as fp32 (MLX: the unpacked [out, in]; bits per
+ * tensor, as mlx-lm may quantize single layers differently). */
 static uint64_t fp32_elems(const tn_model *m, const tn_tensor_info *t) {
-    return mlx_packed(m, t) ? t->n_elements * (uint64_t)(32 / m->spec.quant_bits) : t->n_elements;
+    int bits;
+    int64_t group;
+    return tn_mlx_layout(&m->spec, &m->st, t, &bits, &group) ? t->n_elements * (uint64_t)(32 / bits) : t->n_elements;
 }
 
 static int convert_to_f32(const tn_model *m, const tn_tensor_info *t, float *dst) {
@@ -182,10 +187,19 @@ static int load_hybrid(tn_model *m) {
             if (k >= TN_HYB_EXP_IN && s->n_experts <= 0) continue;
             char name[512];
             snprintf(name, sizeof name, "model.layers.%d.%s", l, names[k]);
+            int expert = k == TN_HYB_EXP_IN || k == TN_HYB_EXP_OUT;
+            const tn_tensor_info *parts[4];
+            int np = expert ? tn_tensor_parts(s, &m->st, name, parts) : 0;
+            if (np && (np > 1 || strcmp(parts[0]->name, name) || mlx_packed(m, parts[0]))) {
+                /* mlx-lm's switch_mlp names, or MLX-quantized: read by name an
+                 * expert at a time (tn_hybrid_expert) */
+                m->hyb->exp_named = 1;
+                stored_experts = 1;
+                continue;
+            }
             const tn_tensor_info *t = need(m, name);
             if (!t) return -1;
             const float *d = direct_view(m, t);
-            int expert = k == TN_HYB_EXP_IN || k == TN_HYB_EXP_OUT;
             if (!d && expert && !mlx_packed(m, t) && (t->dtype == TN_DTYPE_BF16 || t->dtype == TN_DTYPE_F16)) {
                 m->hyb->exp[l][k - TN_HYB_EXP_IN] = tn_safetensors_data(&m->st, t);
                 m->hyb->exp_dtype = t->dtype;
@@ -244,6 +258,16 @@ void tn_hybrid_expert(const tn_model *m, int l, int e, const float **wi, const f
     if (hw->qexp) {
         expert_dequantize(m, l, e, 0, ws);
         expert_dequantize(m, l, e, 1, ws + nin);
+        *wi = ws, *wo = ws + nin;
+        return;
+    }
+    if (hw->exp_named) {
+        char name[2][256];
+        snprintf(name[0], sizeof name[0], "model.layers.%d.block_sparse_moe.input_linear.weight", l);
+        snprintf(name[1], sizeof name[1], "model.layers.%d.block_sparse_moe.output_linear.weight", l);
+        /* the shapes were checked at open: a failure here is a broken mapping */
+        if (tn_tensor_read_slab_f32(&m->st, s, name[0], e, ws, m->path) || tn_tensor_read_slab_f32(&m->st, s, name[1], e, ws + nin, m->path))
+            memset(ws, 0, (size_t)(nin + nout) * sizeof(float));
         *wi = ws, *wo = ws + nin;
         return;
     }

@@ -39,7 +39,8 @@ void tn_module_dims(const tn_spec *s, tn_module k, int *in, int *out);
  * [E, 2FE, H] and output_linear [E, H, FE] stay in the checkpoint's dtype
  * (p[l][TN_HYB_EXP_*] is a direct view only when the mapping is F32; else
  * exp[l][*] points at the stored BF16/F16 data) or, with QLoRA, quantized
- * per expert matrix (qexp: [L][E][2] offsets into m->qbase), and are
+ * per expert matrix (qexp: [L][E][2] offsets into m->qbase), or (exp_named)
+ * MLX-quantized / split into mlx-lm's switch_mlp tensors, and are
  * converted to fp32 one expert at a time where used (tn_hybrid_expert,
  * into expert_ws). */
 enum { TN_HYB_CONV_W, TN_HYB_CONV_B, TN_HYB_DT_BIAS, TN_HYB_A_LOG, TN_HYB_D, TN_HYB_NORM, TN_HYB_EXP_IN, TN_HYB_EXP_OUT,
@@ -52,6 +53,8 @@ typedef struct {
     int exp_dtype;                              /* their tn_dtype */
     uint64_t *qexp;                             /* QLoRA: [L][E][2] offsets into qbase, or NULL */
     float *expert_ws;                           /* [3·FE·H]: one expert's two matrices in fp32 */
+    int exp_named;                              /* experts read by name, an expert at a time (tn_tensor_read_slab_f32):
+                                                   MLX-quantized or under mlx-lm's names (switch_mlp) */
 } tn_hybrid_weights;
 
 typedef struct {
