@@ -19,4 +19,14 @@ TUNE_MLX_SRC=tests/fixtures/granitehybrid TUNE_MLX_OUT="$W/gh" build/test/unit/t
 grep -q '"model.layers.0.mamba.conv1d.weight":{"dtype":"F32","shape":\[[0-9]*,[0-9]*,1\]' "$W/gh/model.safetensors" || fail "conv1d not in MLX layout"
 $T check "$W/gh" > "$W/gh.out" 2>&1 && grep -q "^  lora      yes" "$W/gh.out" || fail "check granitehybrid: $(tail -5 "$W/gh.out")"
 $T train "$W/gh" --data tests/data/chat --iters 3 --batch 2 --rank 4 --lr 1e-3 --seed 3 --out "$W/g" 2> "$W/g.err" || fail "train granitehybrid: $(tail -3 "$W/g.err")"
+# Granite 4.0-H with experts in mlx-lm's names (switch_mlp gate/up/down, 4-bit [E, out, in];
+# router 8-bit): check, train, and fuse / export back to Hugging Face's input_linear.
+TUNE_MLX_MODE=mlxlm TUNE_MLX_SRC=tests/fixtures/granitehybrid-moe TUNE_MLX_OUT="$W/moe" build/test/unit/test_mlx_train || fail "could not write the mlx-lm MoE checkpoint"
+grep -q 'switch_mlp.gate_proj.weight' "$W/moe/model.safetensors" || fail "experts not under mlx-lm's names"
+$T check "$W/moe" > "$W/moe.out" 2>&1 && grep -q "^  lora      yes" "$W/moe.out" || fail "check mlx-lm MoE: $(tail -5 "$W/moe.out")"
+$T train "$W/moe" --data tests/data/chat --iters 2 --batch 2 --rank 4 --lr 1e-3 --seed 3 --out "$W/m" 2> "$W/m.err" || fail "train mlx-lm MoE: $(tail -3 "$W/m.err")"
+$T fuse "$W/moe" --adapter "$W/m" --out "$W/mf" > "$W/mf.out" 2>&1 || fail "fuse mlx-lm MoE: $(tail -3 "$W/mf.out")"
+grep -q 'block_sparse_moe.input_linear.weight' "$W/mf/model.safetensors" && ! grep -q 'switch_mlp' "$W/mf/model.safetensors" || fail "fused folder not in Hugging Face's names"
+$T check "$W/mf" > "$W/mfc.out" 2>&1 || fail "check fused: $(tail -5 "$W/mfc.out")"
+$T export "$W/moe" --gguf "$W/moe.gguf" --type f32 > "$W/mg.out" 2>&1 && [ -s "$W/moe.gguf" ] || fail "export mlx-lm MoE: $(tail -3 "$W/mg.out")"
 echo "train_mlx: ok"
