@@ -84,15 +84,21 @@ static const tn_tensor_rule granitehybrid_layer_rules[] = {
     END,
 };
 
-/* mlx-lm's names for Granite 4.0-H's experts (mlx_lm/models/
- * granitemoehybrid.py, Model.sanitize): each expert's input_linear [2·FE, H]
- * split by rows into SwitchGLU's gate_proj (first half) and up_proj (second
- * half), stacked [E, FE, H]; output_linear renamed down_proj [E, H, FE]. The
- * router (router.layer) and shared_mlp keep Hugging Face's names. */
+/* mlx-lm's names for Granite 4.0-H (mlx_lm/models/granitemoehybrid.py,
+ * Model.sanitize). With experts: each expert's input_linear [2·FE, H] split
+ * by rows into SwitchGLU's gate_proj (first half) and up_proj (second half),
+ * stacked [E, FE, H]; output_linear renamed down_proj [E, H, FE]; the router
+ * (router.layer) and shared_mlp keep Hugging Face's names. Dense (no
+ * experts, e.g. granite-4.0-h-micro): shared_mlp.input_linear [2·F, H]
+ * split by rows (mx.split(.., 2, axis=0)) into mlp.gate_proj and
+ * mlp.up_proj [F, H], output_linear renamed mlp.down_proj [H, F]. */
 static const tn_tensor_alias granitehybrid_aliases[] = {
     {"model.layers.%d.block_sparse_moe.input_linear.weight", "model.layers.%d.block_sparse_moe.switch_mlp.gate_proj.weight", 0, 2},
     {"model.layers.%d.block_sparse_moe.input_linear.weight", "model.layers.%d.block_sparse_moe.switch_mlp.up_proj.weight", 1, 2},
     {"model.layers.%d.block_sparse_moe.output_linear.weight", "model.layers.%d.block_sparse_moe.switch_mlp.down_proj.weight", 0, 1},
+    {"model.layers.%d.shared_mlp.input_linear.weight", "model.layers.%d.mlp.gate_proj.weight", 0, 2},
+    {"model.layers.%d.shared_mlp.input_linear.weight", "model.layers.%d.mlp.up_proj.weight", 1, 2},
+    {"model.layers.%d.shared_mlp.output_linear.weight", "model.layers.%d.mlp.down_proj.weight", 0, 1},
     {NULL, NULL, 0, 0},
 };
 

@@ -101,6 +101,20 @@ static const tn_tensor_info *need(const tn_model *m, const char *name) {
     return t;
 }
 
+/* A layer matrix: stored under its Hugging Face name (*t, returns its fp32
+ * element count), or only as the family's aliases (mlx-lm's dense
+ * mlp.gate_proj / up_proj / down_proj for Granite 4.0-H's shared_mlp): *t
+ * NULL, read through tn_tensor_read_f32. Returns -1 when absent. */
+static int64_t matrix_elems(const tn_model *m, const char *name, const tn_tensor_info **t) {
+    *t = tn_safetensors_find(&m->st, name);
+    if (*t) return (int64_t)fp32_elems(m, *t);
+    int64_t shape[TN_MAX_DIMS], n = 1;
+    int nd = tn_tensor_logical_shape(&m->st, &m->spec, name, shape);
+    if (nd < 0) return tn_fail("%s: missing tensor %s", m->path, name);
+    for (int d = 0; d < nd; d++) n *= shape[d];
+    return n;
+}
+
 /* The small tensors (norms, biases) of every layer, copied to fp32 once. */
 typedef struct {
     const char *suffix;
@@ -445,10 +459,11 @@ int tn_model_open(const char *dir, int max_seq, tn_model *m) {
                 continue;
             }
             snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, tn_module_paths[k]);
-            const tn_tensor_info *t = need(m, name);
-            if (!t) goto fail;
-            sum += (int64_t)fp32_elems(m, t);
-            if (!direct_view(m, t)) direct = 0;
+            const tn_tensor_info *t;
+            int64_t n = matrix_elems(m, name, &t);
+            if (n < 0) goto fail;
+            sum += n;
+            if (!t || !direct_view(m, t)) direct = 0;
         }
         if (!direct && sum > largest) largest = sum;
     }
@@ -576,15 +591,22 @@ int tn_model_save(const tn_model *m, const char *dir, tn_dtype dtype) {
     return rc;
 }
 
-/* Rows x cols of module k of layer l, as stored ([out, in]). */
-static const tn_tensor_info *module_tensor(const tn_model *m, int l, int k) {
-    char name[512];
-    snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, tn_module_paths[k]);
-    return need(m, name);
+/* Module k of layer l: its Hugging Face name into name and its [rows, cols]
+ * ([out, in]), stored as itself or as the family's aliases. */
+typedef struct {
+    char name[256];
+    int64_t rows, cols;
+} module_matrix;
+
+static int module_shape(const tn_model *m, int l, int k, module_matrix *mm) {
+    snprintf(mm->name, sizeof mm->name, "model.layers.%d.%s.weight", l, tn_module_paths[k]);
+    int64_t shape[TN_MAX_DIMS];
+    if (tn_tensor_logical_shape(&m->st, &m->spec, mm->name, shape) != 2) return tn_fail("%s: missing matrix %s", m->path, mm->name);
+    mm->rows = shape[0], mm->cols = shape[1];
+    return 0;
 }
 
-static uint64_t quant_size(int kind, const tn_tensor_info *t) {
-    int64_t rows = t->shape[0], cols = t->shape[1];
+static uint64_t quant_size(int kind, int64_t rows, int64_t cols) {
     if (kind == TN_QUANT_NF4) return tn_nf4_bytes(rows * cols);
     return (uint64_t)rows * tn_ggml_row_size(kind == TN_QUANT_Q4_K ? TN_GGML_Q4_K : TN_GGML_Q8_0, cols);
 }
@@ -610,15 +632,16 @@ int tn_model_quantize_base(tn_model *m, int kind) {
         uint64_t layer = 0;
         for (int k = 0; k < TN_MOD_COUNT; k++) {
             if (!tn_module_applies(s, l, (tn_module)k)) continue;
-            const tn_tensor_info *t = module_tensor(m, l, k);
-            if (!t) return -1;
-            if (kind != TN_QUANT_NF4 && t->shape[1] % tn_ggml_block_size(gt))
+            module_matrix t;
+            if (module_shape(m, l, k, &t)) return -1;
+            if (kind != TN_QUANT_NF4 && t.cols % tn_ggml_block_size(gt))
                 return tn_fail("%s: --qlora %s needs rows that are a multiple of %d values; %s has rows of %lld (use --qlora nf4)", m->path,
-                               kind == TN_QUANT_Q4_K ? "q4_k" : "q8_0", tn_ggml_block_size(gt), t->name, (long long)t->shape[1]);
+                               kind == TN_QUANT_Q4_K ? "q4_k" : "q8_0", tn_ggml_block_size(gt), t.name, (long long)t.cols);
             m->qoff[l * TN_MOD_COUNT + k] = total;
-            total += quant_size(kind, t);
-            if (t->n_elements > largest) largest = t->n_elements;
-            layer += t->n_elements;
+            total += quant_size(kind, t.rows, t.cols);
+            const uint64_t n = (uint64_t)(t.rows * t.cols);
+            if (n > largest) largest = n;
+            layer += n;
         }
         if (layer > largest_layer) largest_layer = layer;
     }
@@ -650,19 +673,18 @@ int tn_model_quantize_base(tn_model *m, int kind) {
     for (int l = 0; l < L; l++)
         for (int k = 0; k < TN_MOD_COUNT; k++) {
             if (!tn_module_applies(s, l, (tn_module)k)) continue;
-            const tn_tensor_info *t = module_tensor(m, l, k);
-            if (convert_to_f32(m, t, tmp) != 0) {
-                free(tmp);
+            module_matrix t;
+            /* read once (tensor_read.c): the 16-bit original's pages go */
+            if (module_shape(m, l, k, &t) || tn_tensor_read_f32(&m->st, s, t.name, tmp, m->path)) {
+                free(tmp), free(qexp);
                 return -1;
             }
             unsigned char *dst = m->qbase + m->qoff[l * TN_MOD_COUNT + k];
-            if (kind == TN_QUANT_NF4) tn_nf4_quantize(tmp, (int64_t)t->n_elements, dst);
-            else if (!tn_quant_rows(gt, tmp, dst, t->shape[0], t->shape[1])) {
-                free(tmp);
+            if (kind == TN_QUANT_NF4) tn_nf4_quantize(tmp, t.rows * t.cols, dst);
+            else if (!tn_quant_rows(gt, tmp, dst, t.rows, t.cols)) {
+                free(tmp), free(qexp);
                 return -1;
             }
-            /* The 16-bit original is not needed again: let its pages go. */
-            tn_release_pages(tn_safetensors_data(&m->st, t), t->n_bytes);
         }
     for (int l = 0; l < L && E; l++) {
         for (int e = 0; e < E; e++) {
@@ -774,18 +796,20 @@ int tn_model_layer_view(tn_model *m, int l, tn_layer_view *v) {
         for (int k = 0; k < TN_MOD_COUNT; k++) {
             if (!tn_module_applies(&m->spec, l, (tn_module)k)) continue;
             v->bias[k] = ix->p[l][SMALL_BIAS0 + k];
-            const tn_tensor_info *t = module_tensor(m, l, k);
+            module_matrix t;
+            if (module_shape(m, l, k, &t)) return -1;
+            const int64_t rows = t.rows, cols = t.cols;
             const unsigned char *q = m->qbase + m->qoff[l * TN_MOD_COUNT + k];
             if (m->qkind == TN_QUANT_NF4) {
-                tn_nf4_dequantize(q, (int64_t)t->n_elements, ws);
+                tn_nf4_dequantize(q, rows * cols, ws);
             } else {
                 tn_ggml_type gt = m->qkind == TN_QUANT_Q4_K ? TN_GGML_Q4_K : TN_GGML_Q8_0;
-                uint64_t row = tn_ggml_row_size(gt, t->shape[1]);
-#pragma omp parallel for if (t->n_elements > 65536)
-                for (int64_t r = 0; r < t->shape[0]; r++) tn_dequantize_row(gt, q + (uint64_t)r * row, ws + r * t->shape[1], t->shape[1]);
+                uint64_t row = tn_ggml_row_size(gt, cols);
+#pragma omp parallel for if (rows * cols > 65536)
+                for (int64_t r = 0; r < rows; r++) tn_dequantize_row(gt, q + (uint64_t)r * row, ws + r * cols, cols);
             }
             v->w[k] = ws;
-            ws += t->n_elements;
+            ws += rows * cols;
         }
         return 0;
     }
@@ -793,8 +817,15 @@ int tn_model_layer_view(tn_model *m, int l, tn_layer_view *v) {
         if (!tn_module_applies(&m->spec, l, (tn_module)k)) continue;
         v->bias[k] = ix->p[l][SMALL_BIAS0 + k];
         snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, tn_module_paths[k]);
-        const tn_tensor_info *t = need(m, name);
-        if (!t) return -1;
+        const tn_tensor_info *t;
+        const int64_t n = matrix_elems(m, name, &t);
+        if (n < 0) return -1;
+        if (!t) { /* stored as the family's aliases: their parts' rows in order */
+            if (tn_tensor_read_f32(&m->st, &m->spec, name, ws, m->path)) return -1;
+            v->w[k] = ws;
+            ws += n;
+            continue;
+        }
         const float *d = direct_view(m, t);
         if (d) {
             v->w[k] = d;
