@@ -29,4 +29,15 @@ $T fuse "$W/moe" --adapter "$W/m" --out "$W/mf" > "$W/mf.out" 2>&1 || fail "fuse
 grep -q 'block_sparse_moe.input_linear.weight' "$W/mf/model.safetensors" && ! grep -q 'switch_mlp' "$W/mf/model.safetensors" || fail "fused folder not in Hugging Face's names"
 $T check "$W/mf" > "$W/mfc.out" 2>&1 || fail "check fused: $(tail -5 "$W/mfc.out")"
 $T export "$W/moe" --gguf "$W/moe.gguf" --type f32 > "$W/mg.out" 2>&1 && [ -s "$W/moe.gguf" ] || fail "export mlx-lm MoE: $(tail -3 "$W/mg.out")"
+# Dense Granite 4.0-H in mlx-lm's names (shared_mlp as mlp.gate_proj / up_proj / down_proj, 4-bit):
+# check, train (adapter under PEFT's shared_mlp names), fuse and export back to Hugging Face's.
+TUNE_MLX_MODE=mlxlm TUNE_MLX_SRC=tests/fixtures/granitehybrid TUNE_MLX_OUT="$W/dn" build/test/unit/test_mlx_train || fail "could not write the mlx-lm dense checkpoint"
+grep -q '"model.layers.0.mlp.gate_proj.weight"' "$W/dn/model.safetensors" && ! grep -q 'shared_mlp' "$W/dn/model.safetensors" || fail "dense mlp not under mlx-lm's names"
+$T check "$W/dn" > "$W/dn.out" 2>&1 && grep -q "^  lora      yes" "$W/dn.out" || fail "check mlx-lm dense: $(tail -5 "$W/dn.out")"
+$T train "$W/dn" --data tests/data/chat --iters 2 --batch 2 --rank 4 --lr 1e-3 --seed 3 --out "$W/d" 2> "$W/d.err" || fail "train mlx-lm dense: $(tail -3 "$W/d.err")"
+grep -q 'shared_mlp.input_linear.lora_A' "$W/d/adapter_model.safetensors" && ! grep -q 'mlp.gate_proj' "$W/d/adapter_model.safetensors" || fail "dense adapter not under PEFT's names"
+$T fuse "$W/dn" --adapter "$W/d" --out "$W/df" > "$W/df.out" 2>&1 || fail "fuse mlx-lm dense: $(tail -3 "$W/df.out")"
+grep -q 'shared_mlp.input_linear.weight' "$W/df/model.safetensors" && ! grep -q 'mlp.gate_proj' "$W/df/model.safetensors" || fail "fused dense folder not in Hugging Face's names"
+$T check "$W/df" > "$W/dfc.out" 2>&1 || fail "check fused dense: $(tail -5 "$W/dfc.out")"
+$T export "$W/dn" --gguf "$W/dn.gguf" --type f32 > "$W/dg.out" 2>&1 && grep -q 'blk.0.ffn_gate.weight' "$W/dn.gguf" || fail "export mlx-lm dense: $(tail -3 "$W/dg.out")"
 echo "train_mlx: ok"

@@ -37,8 +37,10 @@ enum { GROUP = 64, BITS = 4 };
  * (granitemoehybrid.py sanitize: input_linear split into
  * switch_mlp.gate_proj / up_proj, output_linear as switch_mlp.down_proj),
  * quantized as stacked [E, out, in] like mlx-lm's QuantizedSwitchLinear, the
- * router at 8 bits in groups of 64 (its quant_predicate); bf16: the experts
- * stored BF16. */
+ * router at 8 bits in groups of 64 (its quant_predicate); without experts
+ * (dense) the shared MLP under mlx-lm's dense names (input_linear split into
+ * mlp.gate_proj / up_proj, output_linear as mlp.down_proj); bf16: the
+ * experts (dense: the mlp) stored BF16. */
 typedef struct {
     int bits, group, mlxlm, bf16;
 } mlx_opts;
@@ -165,7 +167,7 @@ static int put(out_set *q, const char *name, int nd, const int64_t *shape, const
     return 0;
 }
 
-/* "<prefix>block_sparse_moe.<from>" as "<prefix>block_sparse_moe.<to>". */
+/* "<prefix><from>" as "<prefix><to>". */
 static void renamed(const char *name, const char *from, const char *to, char *out, size_t cap) {
     const char *p = strstr(name, from);
     snprintf(out, cap, "%.*s%s", (int)(p - name), name, to);
@@ -178,7 +180,8 @@ static void make_mlx(const char *src, const char *mlx, const char *plain, const 
     tn_safetensors st;
     if (tn_safetensors_open(src, &st) != 0) fail_msg("%s", tn_error());
     out_set *q = calloc(1, sizeof *q), *f = calloc(1, sizeof *f);
-    int n_quant = 0, n_layers = 0;
+    int n_quant = 0, n_layers = 0, moe = 0;
+    for (int i = 0; i < st.n_tensors; i++) moe |= strstr(st.tensors[i].name, "block_sparse_moe.") != NULL;
     for (int i = 0; i < st.n_tensors; i++) {
         const tn_tensor_info *t = &st.tensors[i];
         assert_int_equal(t->dtype, TN_DTYPE_F32);
@@ -204,6 +207,17 @@ static void make_mlx(const char *src, const char *mlx, const char *plain, const 
         } else if (o->mlxlm && strstr(t->name, "block_sparse_moe.output_linear.weight")) {
             renamed(t->name, "output_linear.weight", "switch_mlp.down_proj.weight", alt, sizeof alt);
             n_quant += put(q, alt, 3, shape, w, o->bits, o->group, o->bf16, plainw);
+        } else if (o->mlxlm && !moe && strstr(t->name, "shared_mlp.input_linear.weight")) {
+            /* dense: [gate; up] rows into mlp.gate_proj and mlp.up_proj [F, H] */
+            const int64_t half = shape[0] / 2 * shape[1];
+            for (int p = 0; p < 2; p++) {
+                int64_t ps[2] = {shape[0] / 2, shape[1]};
+                renamed(t->name, "shared_mlp.input_linear.weight", p ? "mlp.up_proj.weight" : "mlp.gate_proj.weight", alt, sizeof alt);
+                n_quant += put(q, alt, 2, ps, w + p * half, o->bits, o->group, o->bf16, plainw + p * half);
+            }
+        } else if (o->mlxlm && !moe && strstr(t->name, "shared_mlp.output_linear.weight")) {
+            renamed(t->name, "shared_mlp.output_linear.weight", "mlp.down_proj.weight", alt, sizeof alt);
+            n_quant += put(q, alt, 2, shape, w, o->bits, o->group, o->bf16, plainw);
         } else if (o->mlxlm && strstr(t->name, "router.layer.weight")) {
             n_quant += put(q, t->name, 2, shape, w, o->bits ? 8 : 0, 64, 0, plainw);
         } else if (t->n_dims == 2 && quantized_name(t->name)) {
@@ -217,7 +231,7 @@ static void make_mlx(const char *src, const char *mlx, const char *plain, const 
     if (o->bits) assert_true(n_quant >= 5); /* the Linears of 2+ layers, and the embedding */
     assert_int_equal(tn_make_dirs(mlx), 0);
     assert_int_equal(tn_safetensors_write(mlx, "model", q->d, q->n, 5000000000ull, NULL, fill, q), 0);
-    copy_side_files(src, mlx, o, n_layers);
+    copy_side_files(src, mlx, o, moe ? n_layers : 0);
     if (plain) {
         assert_int_equal(tn_make_dirs(plain), 0);
         assert_int_equal(tn_safetensors_write(plain, "model", f->d, f->n, 5000000000ull, NULL, fill, f), 0);
@@ -271,7 +285,19 @@ static void step_equals_dequantized(const char *src, const mlx_opts *o) {
     if (o->bits) assert_int_equal(spec.quant_group_size, o->group);
     tn_safetensors st;
     assert_int_equal(tn_safetensors_open(mlx, &st), 0);
-    if (o->mlxlm) {
+    if (o->mlxlm && spec.n_experts <= 0) {
+        /* mlx-lm's dense names, not Hugging Face's shared_mlp */
+        assert_null(tn_safetensors_find(&st, "model.layers.0.shared_mlp.input_linear.weight"));
+        assert_null(tn_safetensors_find(&st, "model.layers.0.shared_mlp.output_linear.weight"));
+        const tn_tensor_info *g = tn_safetensors_find(&st, "model.layers.0.mlp.gate_proj.weight");
+        const tn_tensor_info *u = tn_safetensors_find(&st, "model.layers.0.mlp.up_proj.weight");
+        const tn_tensor_info *d = tn_safetensors_find(&st, "model.layers.0.mlp.down_proj.weight");
+        assert_non_null(g);
+        assert_non_null(u);
+        assert_non_null(d);
+        assert_int_equal(g->shape[0], spec.shared_intermediate);
+        assert_int_equal(d->dtype, o->bits ? TN_DTYPE_U32 : TN_DTYPE_BF16);
+    } else if (o->mlxlm) {
         /* mlx-lm's names, not Hugging Face's */
         assert_null(tn_safetensors_find(&st, "model.layers.0.block_sparse_moe.input_linear.weight"));
         const tn_tensor_info *g = tn_safetensors_find(&st, "model.layers.0.block_sparse_moe.switch_mlp.gate_proj.weight");
@@ -309,12 +335,29 @@ static void step_equals_dequantized(const char *src, const mlx_opts *o) {
     double worst = 0;
     for (int64_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)gq[i] - gd[i]));
     printf("  %s, MLX %s base: loss %.6f, on its dequantized F32 folder %.6f; LoRA gradients differ by at most %.2e\n", src,
-           o->mlxlm ? (o->bits ? "4-bit, mlx-lm expert names," : "BF16 experts, mlx-lm names,") : "4-bit", lq, ld, worst);
+           o->mlxlm ? (o->bits ? "4-bit, mlx-lm names," : "BF16 experts / mlp, mlx-lm names,") : "4-bit", lq, ld, worst);
     assert_true(lq == ld);
     assert_true(worst == 0);
     free(gq), free(gd);
     tn_model_close(&q);
     tn_model_close(&d);
+
+    if (o->mlxlm && !o->bits) {
+        /* --qlora on mlx-lm's 16-bit names: the base quantized at load equals
+         * the one of the Hugging Face folder */
+        if (tn_model_open(mlx, 16, &q) != 0) fail_msg("%s", tn_error());
+        if (tn_model_open(plain, 16, &d) != 0) fail_msg("%s", tn_error());
+        if (tn_model_quantize_base(&q, TN_QUANT_NF4) != 0 || tn_model_quantize_base(&d, TN_QUANT_NF4) != 0) fail_msg("%s", tn_error());
+        lq = step(&q, src, ids, labels, &gq, &n), ld = step(&d, src, ids, labels, &gd, &n);
+        worst = 0;
+        for (int64_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)gq[i] - gd[i]));
+        printf("    --qlora nf4 on it: loss %.6f, on the F32 folder %.6f; LoRA gradients differ by at most %.2e\n", lq, ld, worst);
+        assert_true(lq == ld);
+        assert_true(worst == 0);
+        free(gq), free(gd);
+        tn_model_close(&q);
+        tn_model_close(&d);
+    }
 
     tn_model full;
     if (tn_model_open(mlx, 16, &full) != 0) fail_msg("%s", tn_error());
@@ -344,18 +387,32 @@ static void test_granitehybrid_moe_mlxlm_bf16(void **state) {
     static const mlx_opts o = {0, 0, 1, 1};
     step_equals_dequantized("tests/fixtures/granitehybrid-moe", &o);
 }
+/* Dense Granite 4.0-H (granite-4.0-h-micro's shape) as mlx-lm converts it:
+ * shared_mlp as mlp.gate_proj / up_proj / down_proj, 4-bit in groups of 64. */
+static void test_granitehybrid_dense_mlxlm(void **state) {
+    static const mlx_opts o = {4, 64, 1, 0};
+    step_equals_dequantized("tests/fixtures/granitehybrid", &o);
+}
+/* The same names, the mlp BF16. */
+static void test_granitehybrid_dense_mlxlm_bf16(void **state) {
+    static const mlx_opts o = {0, 0, 1, 1};
+    step_equals_dequantized("tests/fixtures/granitehybrid", &o);
+}
 
 int main(void) {
     const char *out = getenv("TUNE_MLX_OUT");
     if (out && *out) {
         const char *src = getenv("TUNE_MLX_SRC");
-        /* TUNE_MLX_MODE=mlxlm: the experts under mlx-lm's names, as test_granitehybrid_moe_mlxlm */
+        /* TUNE_MLX_MODE=mlxlm: mlx-lm's names (experts, or the dense mlp), as test_granitehybrid_*_mlxlm */
         const char *mode = getenv("TUNE_MLX_MODE");
-        static const mlx_opts mlxlm = {4, 32, 1, 0};
-        make_mlx(src && *src ? src : "tests/fixtures/llama", out, NULL, mode && !strcmp(mode, "mlxlm") ? &mlxlm : &plain_opts);
+        /* TUNE_MLX_MODE=mlxlm-bf16: the same names unquantized, those tensors BF16 */
+        static const mlx_opts mlxlm = {4, 32, 1, 0}, mlxlm_bf16 = {0, 0, 1, 1};
+        const mlx_opts *o = !mode ? &plain_opts : !strcmp(mode, "mlxlm") ? &mlxlm : !strcmp(mode, "mlxlm-bf16") ? &mlxlm_bf16 : &plain_opts;
+        make_mlx(src && *src ? src : "tests/fixtures/llama", out, NULL, o);
         return 0;
     }
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_llama), cmocka_unit_test(test_granitehybrid),
-                                       cmocka_unit_test(test_granitehybrid_moe_mlxlm), cmocka_unit_test(test_granitehybrid_moe_mlxlm_bf16)};
+                                       cmocka_unit_test(test_granitehybrid_moe_mlxlm), cmocka_unit_test(test_granitehybrid_moe_mlxlm_bf16),
+                                       cmocka_unit_test(test_granitehybrid_dense_mlxlm), cmocka_unit_test(test_granitehybrid_dense_mlxlm_bf16)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
