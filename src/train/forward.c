@@ -399,6 +399,15 @@ int tn_model_logits(tn_model *m, tn_lora *lora, tn_activations *a, const int32_t
     return rc;
 }
 
+int64_t tn_shift_labels(const int32_t *labels, int T, int S, int32_t *shifted) {
+    int64_t n = 0;
+    for (int t = 0; t < T; t++) {
+        shifted[t] = (t % S == S - 1) ? TN_IGNORE_INDEX : labels[t + 1];
+        n += shifted[t] != TN_IGNORE_INDEX;
+    }
+    return n;
+}
+
 double tn_model_step(tn_model *m, tn_lora *lora, tn_activations *a, const int32_t *ids, const int32_t *labels, int want_grads,
                      double grad_scale, int64_t *counted) {
     const tn_spec *s = &m->spec;
@@ -407,12 +416,7 @@ double tn_model_step(tn_model *m, tn_lora *lora, tn_activations *a, const int32_
     if (!pos) return NAN;
     int32_t *shifted = pos + T;
     dims d = dims_of(m, a, pos);
-    /* Position t predicts token t + 1 of its sequence. */
-    int64_t n_count = 0;
-    for (int t = 0; t < T; t++) {
-        shifted[t] = (t % a->S == a->S - 1) ? TN_IGNORE_INDEX : labels[t + 1];
-        if (shifted[t] != TN_IGNORE_INDEX) n_count++;
-    }
+    int64_t n_count = tn_shift_labels(labels, T, a->S, shifted);
     if (counted) *counted = n_count;
     if (grad_scale <= 0) grad_scale = n_count ? 1.0 / (double)n_count : 0.0;
     /* With checkpointing the forward keeps only layer inputs: the slots it

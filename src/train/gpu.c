@@ -162,8 +162,6 @@ static int mods_in_layer(const tn_lora *lora, int l) {
     return n;
 }
 
-static uint64_t align256(uint64_t x) { return tn_gpu_align(x); }
-
 static int flash_fits(const tn_spec *s) {
     if (!HAVE_FLASH) return 0;
     const char *e = getenv("TN_GPU_ATTENTION");
@@ -365,7 +363,7 @@ int tn_gpu_adamw(tn_gpu *g, tn_adamw *opt, double lr) {
 static void *carve(char **p, uint64_t bytes) {
     if (!bytes) return NULL;
     void *r = *p;
-    *p += align256(bytes);
+    *p += tn_gpu_align(bytes);
     return r;
 }
 
@@ -803,11 +801,7 @@ static int step(tn_gpu *g, const int32_t *ids, int B, int S, int want_grads, dou
 double tn_gpu_step(tn_gpu *g, const int32_t *ids, const int32_t *labels, int B, int S, int want_grads, double grad_scale, int64_t *counted) {
     int T = B * S;
     int32_t *shifted = g->host_labels;
-    int64_t n_count = 0;
-    for (int t = 0; t < T; t++) {
-        shifted[t] = (t % S == S - 1) ? TN_IGNORE_INDEX : labels[t + 1];
-        n_count += shifted[t] != TN_IGNORE_INDEX;
-    }
+    int64_t n_count = tn_shift_labels(labels, T, S, shifted);
     if (counted) *counted = n_count;
     if (grad_scale <= 0) grad_scale = n_count ? 1.0 / (double)n_count : 0.0;
     double loss;

@@ -207,6 +207,12 @@ void tn_activations_free(tn_activations *a);
  * loss over all counted tokens (grad_scale = 1 / counted tokens, or the
  * caller's) into lora->grads. Returns the summed loss; *counted the tokens.
  * lora may be NULL (forward only when want_grads is 0). */
+/* The labels each position is scored against, as transformers shifts them:
+ * position t predicts token t + 1 of its sequence, the last position of each
+ * of the T / S sequences none (TN_IGNORE_INDEX). Returns the positions
+ * counted. Both engines (forward.c, gpu.c) score through it. */
+int64_t tn_shift_labels(const int32_t *labels, int T, int S, int32_t *shifted);
+
 double tn_model_step(tn_model *m, tn_lora *lora, tn_activations *a, const int32_t *ids, const int32_t *labels,
                      int want_grads, double grad_scale, int64_t *counted);
 
